@@ -1,0 +1,3 @@
+from dropserver.cli import main
+
+raise SystemExit(main())

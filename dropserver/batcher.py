@@ -1,0 +1,106 @@
+"""Shared round trips: concurrent script calls in one process travel in one pipeline.
+
+A request hands its EVALSHA to the batcher and awaits a future. While a pipeline is on the wire,
+new calls queue up; when it returns, everything queued goes out in the next one. Under light load
+a call costs one round trip as before; under heavy load one write carries hundreds of calls
+("natural batching"), which is what lets one process keep Redis busy.
+
+The script cache of Redis is volatile (a restart or failover empties it). A call answered with
+NOSCRIPT did not run, so it is safe to load the script and send it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from dropserver.scripts import Script
+
+Arg = str | int | bytes
+_Call = tuple[Script, Sequence[str], Sequence[Arg], asyncio.Future[Any]]
+
+
+class ScriptBatcher:
+    def __init__(self, client: Redis, *, max_batch: int = 512, max_in_flight: int = 2) -> None:
+        self._client = client
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._queue: list[_Call] = []
+        self._in_flight = 0
+        self._loaded: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((script, keys, args, future))
+        if self._in_flight < self._max_in_flight:
+            self._start_flush()
+        return await future
+
+    async def load(self, scripts: Sequence[Script]) -> None:
+        """SCRIPT LOAD each script (at start-up, and again after Redis lost its cache)."""
+        for script in scripts:
+            await self._client.script_load(script.source)
+            self._loaded.add(script.sha)
+
+    def _start_flush(self) -> None:
+        self._in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        try:
+            # Yield once so that every request already runnable in this loop iteration can
+            # join the batch before it is sent.
+            await asyncio.sleep(0)
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._send(batch)
+        finally:
+            self._in_flight -= 1
+
+    async def _send(self, batch: list[_Call]) -> None:
+        try:
+            replies = await self._execute(batch)
+        except Exception as exc:  # the connection failed: every call in the batch fails alike
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        retry: list[_Call] = []
+        for call, reply in zip(batch, replies, strict=True):
+            future = call[3]
+            if future.done():  # the caller was cancelled
+                continue
+            if isinstance(reply, NoScriptError):
+                retry.append(call)
+            elif isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+        if retry:
+            try:
+                await self.load(list({c[0].sha: c[0] for c in retry}.values()))
+            except Exception as exc:
+                for *_, future in retry:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+            await self._send(retry)
+
+    async def _execute(self, batch: list[_Call]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for script, keys, args, _ in batch:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        result: list[Any] = await pipe.execute(raise_on_error=False)
+        return result
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

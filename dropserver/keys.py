@@ -1,0 +1,64 @@
+"""Every Redis key name dropserver uses, in one place.
+
+All keys of one drop share the hash tag ``{drop:<id>}`` so that a script touching them runs
+unchanged on Redis Cluster (one slot per drop). Scripts get these names through ``KEYS``; they
+never build key names themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def drop_tag(drop_id: str) -> str:
+    return "{drop:" + drop_id + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class DropKeys:
+    """The keys of one drop. Built once per drop id and cached by the caller."""
+
+    meta: str  # hash: the drop's configuration and status
+    counts: str  # hash: next_serial, held, confirmed, entries, rejections by reason
+    free_serials: str  # list: serials returned to stock by expiry or cancellation
+    persons: str  # hash: pid -> units held or confirmed by that person
+    orders: str  # hash: order_id -> order JSON
+    holds: str  # sorted set: order_id scored by hold expiry (ms)
+    idempotency: str  # hash: "<pid>:<key>" -> first reply
+    pow_used: str  # hash: challenge id -> expiry (ms); consumed tickets
+    ratelimit: str  # hash: "<kind>:<value>" -> GCRA theoretical arrival time (ms)
+    demand: str  # hash: live-demand counters for adaptive difficulty
+    entries: str  # hash: pid -> entry JSON (lottery)
+    entry_list: str  # list: receipts in arrival order (lottery, fair start)
+    draw: str  # hash: draw progress and result (lottery, fair start)
+    draw_order: str  # list: receipts in draw order once drawn
+    waitlist_pos: str  # hash: draw bookkeeping (next waitlist index)
+    events: str  # stream: events of this drop for the platform
+
+
+def drop_keys(drop_id: str) -> DropKeys:
+    tag = drop_tag(drop_id)
+    return DropKeys(
+        meta=f"{tag}:meta",
+        counts=f"{tag}:counts",
+        free_serials=f"{tag}:free",
+        persons=f"{tag}:persons",
+        orders=f"{tag}:orders",
+        holds=f"{tag}:holds",
+        idempotency=f"{tag}:idem",
+        pow_used=f"{tag}:pow",
+        ratelimit=f"{tag}:rl",
+        demand=f"{tag}:demand",
+        entries=f"{tag}:entries",
+        entry_list=f"{tag}:entrylist",
+        draw=f"{tag}:draw",
+        draw_order=f"{tag}:draworder",
+        waitlist_pos=f"{tag}:waitpos",
+        events=f"{tag}:events",
+    )
+
+
+def platform_drops(platform_id: str) -> str:
+    """Set of the drop ids a platform created (admin listing; not on any hot path)."""
+    return "{platform:" + platform_id + "}:drops"
+
