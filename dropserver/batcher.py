@@ -12,12 +12,14 @@ NOSCRIPT did not run, so it is safe to load the script and send it again.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from dropserver.metrics import Metrics
 from dropserver.scripts import Script
 
 Arg = str | int | bytes
@@ -25,13 +27,20 @@ _Call = tuple[Script, Sequence[str], Sequence[Arg], asyncio.Future[Any]]
 
 
 class ScriptBatcher:
-    def __init__(self, client: Redis, *, max_batch: int = 512, max_in_flight: int = 2) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        max_batch: int = 512,
+        max_in_flight: int = 2,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._client = client
+        self._metrics = metrics
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._queue: list[_Call] = []
         self._in_flight = 0
-        self._loaded: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
@@ -45,7 +54,6 @@ class ScriptBatcher:
         """SCRIPT LOAD each script (at start-up, and again after Redis lost its cache)."""
         for script in scripts:
             await self._client.script_load(script.source)
-            self._loaded.add(script.sha)
 
     def _start_flush(self) -> None:
         self._in_flight += 1
@@ -66,13 +74,19 @@ class ScriptBatcher:
             self._in_flight -= 1
 
     async def _send(self, batch: list[_Call]) -> None:
+        started = time.perf_counter()
         try:
             replies = await self._execute(batch)
         except Exception as exc:  # the connection failed: every call in the batch fails alike
+            if self._metrics:
+                self._metrics.redis_errors.inc()
             for *_, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
+        if self._metrics:
+            self._metrics.redis_batch_size.observe(len(batch))
+            self._metrics.redis_roundtrip.observe(time.perf_counter() - started)
         retry: list[_Call] = []
         for call, reply in zip(batch, replies, strict=True):
             future = call[3]

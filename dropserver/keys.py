@@ -23,6 +23,7 @@ class DropKeys:
     free_serials: str  # list: serials returned to stock by expiry or cancellation
     persons: str  # hash: pid -> units held or confirmed by that person
     orders: str  # hash: order_id -> order JSON
+    person_orders: str  # hash: pid -> space-separated order ids (for /me)
     holds: str  # sorted set: order_id scored by hold expiry (ms)
     idempotency: str  # hash: "<pid>:<key>" -> first reply
     pow_used: str  # hash: challenge id -> expiry (ms); consumed tickets
@@ -44,6 +45,7 @@ def drop_keys(drop_id: str) -> DropKeys:
         free_serials=f"{tag}:free",
         persons=f"{tag}:persons",
         orders=f"{tag}:orders",
+        person_orders=f"{tag}:porders",
         holds=f"{tag}:holds",
         idempotency=f"{tag}:idem",
         pow_used=f"{tag}:pow",

@@ -25,3 +25,35 @@ async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
     await client.flushall()
     yield client
     await client.aclose()
+
+
+# --- the application -------------------------------------------------------------------------
+
+from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+
+from dropserver.app import create_app  # noqa: E402
+from dropserver.config import (  # noqa: E402
+    PlatformSettings,
+    RedisSettings,
+    Settings,
+    SweeperSettings,
+)
+from tests.helpers import ADMIN_KEY, OTHER_ADMIN_KEY, OTHER_SECRET, SECRET  # noqa: E402
+
+
+@pytest.fixture
+def settings(redis_server: EmbeddedRedis) -> Settings:
+    return Settings(
+        platforms={
+            "acme": PlatformSettings("acme", (ADMIN_KEY,), SECRET),
+            "other": PlatformSettings("other", (OTHER_ADMIN_KEY,), OTHER_SECRET),
+        },
+        redis=RedisSettings(url=redis_server.url),
+        sweeper=SweeperSettings(interval_seconds=0.05),
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings, redis: Redis) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(create_app(settings))) as test_client:
+        yield test_client

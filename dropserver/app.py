@@ -1,0 +1,75 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from functools import partial
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from dropserver.appkeys import SERVICES
+from dropserver.batcher import ScriptBatcher
+from dropserver.config import Settings
+from dropserver.drop_store import DropStore
+from dropserver.identity import BuyerVerifier, PlatformAuthenticator
+from dropserver.metrics import Metrics
+from dropserver.middleware import make_middleware
+from dropserver.orders import OrderStore
+from dropserver.scripts import load_all
+from dropserver.services import Services
+from dropserver.sweeper import Sweeper, running
+from dropserver.views import setup_routes
+
+
+def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
+    """Build the app. ``settings.redis.url`` must be set (the CLI starts an embedded Redis and
+    fills it in when the configuration names none)."""
+    if settings.redis.url is None:
+        raise ValueError("create_app needs settings.redis.url")
+    metrics = Metrics()
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[make_middleware(metrics)],
+    )
+    app.cleanup_ctx.append(partial(_services, settings, metrics, run_sweeper))
+    setup_routes(app)
+    return app
+
+
+async def _services(
+    settings: Settings, metrics: Metrics, run_sweeper: bool, app: web.Application
+) -> AsyncIterator[None]:
+    assert settings.redis.url is not None
+    # Every script is safe to resend after a lost reply (each is idempotent or deduplicated by
+    # a request-chosen id), so redis-py's reconnect-and-retry on connection errors is kept.
+    redis = Redis.from_url(settings.redis.url, max_connections=64)
+    scripts = load_all()
+    batcher = ScriptBatcher(redis, max_batch=settings.redis.max_batch, metrics=metrics)
+    await batcher.load(list(scripts.values()))
+    drops = DropStore(redis, batcher, scripts)
+    sweeper = Sweeper(
+        redis, batcher, scripts["expire_holds"], drops, settings.platforms, metrics, settings.sweeper
+    )
+    services = Services(
+        settings=settings,
+        redis=redis,
+        batcher=batcher,
+        scripts=scripts,
+        drops=drops,
+        orders=OrderStore(redis, batcher, scripts),
+        buyers=BuyerVerifier(settings.platforms),
+        platforms=PlatformAuthenticator(settings.platforms),
+        metrics=metrics,
+        sweeper=sweeper,
+    )
+    app[SERVICES] = services
+    try:
+        if run_sweeper:
+            async with running(sweeper):
+                yield
+        else:
+            yield
+    finally:
+        await batcher.close()
+        await redis.aclose()

@@ -1,0 +1,274 @@
+"""Deployment settings: a TOML file, then environment overrides, validated at start.
+
+Every scalar of the ``[server]``, ``[redis]``, ``[pow]`` and ``[sweeper]`` tables can be
+overridden by ``DROPSERVER_<TABLE>_<KEY>`` (for example ``DROPSERVER_REDIS_URL``), so a container
+can keep secrets out of the file. Unknown keys are errors: a typo must not silently fall back to
+a default during a drop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dropserver.ratelimit import RateLimits
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    access_log: bool = False
+    shutdown_timeout: float = 10.0
+    max_body_bytes: int = 64 * 1024
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str | None = None  # None: start an embedded redis-server
+    data_dir: Path = Path("var/redis")
+    appendfsync: str = "everysec"
+    max_batch: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class PowSettings:
+    secret: bytes = b""
+    key_signature_secret: bytes = b""
+    ttl_seconds: int = 300
+    workers: int = 2
+    generated_secrets: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSettings:
+    id: str
+    api_keys: tuple[str, ...]
+    identity_hs256_secret: str | None = None
+    identity_public_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SweeperSettings:
+    interval_seconds: float = 1.0
+    batch: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    platforms: Mapping[str, PlatformSettings]
+    server: ServerSettings = field(default_factory=ServerSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    pow: PowSettings = field(default_factory=PowSettings)
+    sweeper: SweeperSettings = field(default_factory=SweeperSettings)
+    limits: RateLimits = field(default_factory=RateLimits)
+
+
+_SCALAR_TABLES = ("server", "redis", "pow", "sweeper")
+_TOP_LEVEL = {*_SCALAR_TABLES, "platforms", "limits"}
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Read ``path`` (optional), apply ``DROPSERVER_*`` env vars, then CLI ``overrides``."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    _apply_env(raw, os.environ if env is None else env)
+    for table, values in (overrides or {}).items():
+        raw.setdefault(table, {}).update({k: v for k, v in values.items() if v is not None})
+    return parse_settings(raw)
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for table in _SCALAR_TABLES:
+        prefix = f"DROPSERVER_{table.upper()}_"
+        for name, value in env.items():
+            if name.startswith(prefix):
+                raw.setdefault(table, {})[name[len(prefix) :].lower()] = _env_value(value)
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string such as a URL or a secret
+
+
+def parse_settings(raw: Mapping[str, Any]) -> Settings:
+    _no_unknown("config", raw, _TOP_LEVEL)
+    platforms = _platforms(raw.get("platforms", []))
+    pow_raw = _table(raw, "pow")
+    _no_unknown("[pow]", pow_raw, {"secret", "key_signature_secret", "ttl_seconds", "workers"})
+    generated = "secret" not in pow_raw or "key_signature_secret" not in pow_raw
+    try:
+        limits = RateLimits.from_json(_table(raw, "limits"))
+    except ValueError as exc:
+        raise ConfigError(f"[limits]: {exc}") from exc
+    return Settings(
+        platforms=platforms,
+        server=_server(_table(raw, "server")),
+        redis=_redis(_table(raw, "redis")),
+        pow=PowSettings(
+            secret=_secret(pow_raw, "secret"),
+            key_signature_secret=_secret(pow_raw, "key_signature_secret"),
+            ttl_seconds=_int(pow_raw, "[pow]", "ttl_seconds", 300, low=10, high=3600),
+            workers=_int(pow_raw, "[pow]", "workers", 2, low=1, high=64),
+            generated_secrets=generated,
+        ),
+        sweeper=_sweeper(_table(raw, "sweeper")),
+        limits=limits,
+    )
+
+
+def _table(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _no_unknown(where: str, raw: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+
+
+def _int(raw: Mapping[str, Any], where: str, key: str, default: int, *, low: int, high: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{where} {key} must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _float(raw: Mapping[str, Any], where: str, key: str, default: float, *, low: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+        raise ConfigError(f"{where} {key} must be a number >= {low}, got {value!r}")
+    return float(value)
+
+
+def _str(raw: Mapping[str, Any], where: str, key: str, default: str | None) -> str | None:
+    value = raw.get(key, default)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{where} {key} must be a non-empty string")
+    return value
+
+
+def _bool(raw: Mapping[str, Any], where: str, key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} {key} must be true or false")
+    return value
+
+
+def _secret(raw: Mapping[str, Any], key: str) -> bytes:
+    value = _str(raw, "[pow]", key, None)
+    if value is None:
+        # One process can live with a random secret; several behind a load balancer cannot
+        # (a challenge signed by one would fail on another). The CLI warns about it.
+        return secrets.token_bytes(32)
+    if len(value) < 16:
+        raise ConfigError(f"[pow] {key} must be at least 16 characters")
+    return value.encode()
+
+
+def _server(raw: Mapping[str, Any]) -> ServerSettings:
+    where = "[server]"
+    _no_unknown(
+        where,
+        raw,
+        {"host", "port", "access_log", "shutdown_timeout", "max_body_bytes", "trusted_proxies"},
+    )
+    proxies = raw.get("trusted_proxies", [])
+    if not isinstance(proxies, list):
+        raise ConfigError(f"{where} trusted_proxies must be a list of CIDRs")
+    try:
+        networks = tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where} trusted_proxies: {exc}") from exc
+    return ServerSettings(
+        host=_str(raw, where, "host", "127.0.0.1") or "127.0.0.1",
+        port=_int(raw, where, "port", 8080, low=0, high=65535),
+        access_log=_bool(raw, where, "access_log", False),
+        shutdown_timeout=_float(raw, where, "shutdown_timeout", 10.0, low=0),
+        max_body_bytes=_int(raw, where, "max_body_bytes", 64 * 1024, low=1024, high=1 << 24),
+        trusted_proxies=networks,
+    )
+
+
+def _redis(raw: Mapping[str, Any]) -> RedisSettings:
+    where = "[redis]"
+    _no_unknown(where, raw, {"url", "data_dir", "appendfsync", "max_batch"})
+    url = _str(raw, where, "url", None)
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{where} url must start with redis://, rediss:// or unix://")
+    appendfsync = _str(raw, where, "appendfsync", "everysec")
+    if appendfsync not in ("always", "everysec", "no"):
+        raise ConfigError(f"{where} appendfsync must be always, everysec or no")
+    return RedisSettings(
+        url=url,
+        data_dir=Path(_str(raw, where, "data_dir", "var/redis") or "var/redis"),
+        appendfsync=appendfsync,
+        max_batch=_int(raw, where, "max_batch", 512, low=1, high=10_000),
+    )
+
+
+def _sweeper(raw: Mapping[str, Any]) -> SweeperSettings:
+    where = "[sweeper]"
+    _no_unknown(where, raw, {"interval_seconds", "batch"})
+    return SweeperSettings(
+        interval_seconds=_float(raw, where, "interval_seconds", 1.0, low=0.01),
+        batch=_int(raw, where, "batch", 500, low=1, high=10_000),
+    )
+
+
+def _platforms(raw: Any) -> dict[str, PlatformSettings]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("config needs at least one [[platforms]] entry")
+    platforms: dict[str, PlatformSettings] = {}
+    for i, entry in enumerate(raw):
+        where = f"[[platforms]] #{i + 1}"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        _no_unknown(where, entry, {"id", "api_keys", "identity_hs256_secret", "identity_public_key"})
+        pid = _str(entry, where, "id", None)
+        if pid is None:
+            raise ConfigError(f"{where}: id is required")
+        keys = entry.get("api_keys")
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+            raise ConfigError(f"{where} ({pid}): api_keys must be a non-empty list of strings")
+        if any(len(k) < 16 for k in keys):
+            raise ConfigError(f"{where} ({pid}): every api key must be at least 16 characters")
+        secret = _str(entry, where, "identity_hs256_secret", None)
+        public_key = _str(entry, where, "identity_public_key", None)
+        if (secret is None) == (public_key is None):
+            raise ConfigError(
+                f"{where} ({pid}): set exactly one of identity_hs256_secret, identity_public_key"
+            )
+        if secret is not None and len(secret) < 32:
+            raise ConfigError(f"{where} ({pid}): identity_hs256_secret needs >= 32 characters")
+        if pid in platforms:
+            raise ConfigError(f"{where}: duplicate platform id {pid!r}")
+        platforms[pid] = PlatformSettings(pid, tuple(keys), secret, public_key)
+    return platforms

@@ -1,0 +1,90 @@
+"""Prometheus metrics. One registry per app, so tests can build many apps in one process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "dropserver_http_requests", "HTTP requests", ["route", "method", "status"], registry=r
+        )
+        self.http_latency = Histogram(
+            "dropserver_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.purchases = Counter(
+            "dropserver_purchases", "Purchase attempts by outcome", ["drop", "outcome"], registry=r
+        )
+        self.stock_supply = Gauge("dropserver_stock_supply", "Units in the drop", ["drop"], registry=r)
+        self.stock_remaining = Gauge(
+            "dropserver_stock_remaining", "Units neither held nor confirmed", ["drop"], registry=r
+        )
+        self.stock_held = Gauge("dropserver_stock_held", "Units on hold", ["drop"], registry=r)
+        self.stock_confirmed = Gauge(
+            "dropserver_stock_confirmed", "Units sold for good", ["drop"], registry=r
+        )
+        self.holds_expired = Counter(
+            "dropserver_holds_expired", "Holds expired by the sweeper", ["drop"], registry=r
+        )
+        self.pow_issued = Counter(
+            "dropserver_pow_challenges_issued", "PoW challenges issued", ["drop"], registry=r
+        )
+        self.pow_verifications = Counter(
+            "dropserver_pow_verifications",
+            "PoW verifications by outcome",
+            ["drop", "outcome"],
+            registry=r,
+        )
+        self.pow_difficulty = Gauge(
+            "dropserver_pow_difficulty", "Current PoW counter_max per drop", ["drop"], registry=r
+        )
+        self.pow_pool_stock = Gauge(
+            "dropserver_pow_pool_stock", "Pre-derived challenges ready", ["algorithm"], registry=r
+        )
+        self.ratelimit_rejections = Counter(
+            "dropserver_ratelimit_rejections",
+            "Requests refused by a rate limit",
+            ["drop", "kind"],
+            registry=r,
+        )
+        self.lottery_entries = Counter(
+            "dropserver_lottery_entries", "Lottery entries by outcome", ["drop", "outcome"], registry=r
+        )
+        self.draw_duration = Histogram(
+            "dropserver_draw_duration_seconds",
+            "Time to run a lottery draw",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.redis_batch_size = Histogram(
+            "dropserver_redis_batch_size",
+            "Script calls per pipelined round trip",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=r,
+        )
+        self.redis_roundtrip = Histogram(
+            "dropserver_redis_roundtrip_seconds",
+            "Time of one pipelined round trip",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.redis_errors = Counter("dropserver_redis_errors", "Failed round trips", registry=r)
+        self._children: dict[tuple[object, ...], MetricWrapperBase] = {}
+
+    def child(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
+        """A labelled child, cached: ``labels()`` costs a lock and a dict build per call."""
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found

@@ -1,0 +1,30 @@
+"""What the handlers share, built once per app by the factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from dropserver.batcher import ScriptBatcher
+from dropserver.config import Settings
+from dropserver.drop_store import DropStore
+from dropserver.identity import BuyerVerifier, PlatformAuthenticator
+from dropserver.metrics import Metrics
+from dropserver.orders import OrderStore
+from dropserver.scripts import Script
+from dropserver.sweeper import Sweeper
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    redis: Redis
+    batcher: ScriptBatcher
+    scripts: dict[str, Script]
+    drops: DropStore
+    orders: OrderStore
+    buyers: BuyerVerifier
+    platforms: PlatformAuthenticator
+    metrics: Metrics
+    sweeper: Sweeper

@@ -1,0 +1,115 @@
+"""Buyer calls: the public drop view, purchase, the buyer's own state and orders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from dropserver import purchase as purchasing
+from dropserver.appkeys import SERVICES
+from dropserver.auth import admit_buyer, buyer_of
+from dropserver.drop_store import Counts
+from dropserver.drops import Drop
+from dropserver.errors import conflict, not_found
+from dropserver.http import fingerprint, idempotency_key, json_response, only_fields, parse_object, read_body
+from dropserver.orders import drop_of, order_view, owner_check
+from dropserver.timefmt import format_ms
+from dropserver.views.admin import admin_view
+from dropserver.views.common import drop_or_404, platform_for_view
+
+
+def availability(counts: Counts) -> str:
+    """Coarse on purpose: buyers (and bots) learn whether to bother, not the exact stock."""
+    if counts.remaining <= 0:
+        return "sold_out"
+    if counts.remaining * 10 <= counts.supply:
+        return "low"
+    return "available"
+
+
+def public_view(drop: Drop, counts: Counts) -> dict[str, Any]:
+    return {
+        "id": drop.id,
+        "title": drop.title,
+        "mode": drop.mode,
+        "status": drop.status(counts.now),
+        "opens_at": format_ms(drop.opens_at),
+        "closes_at": format_ms(drop.closes_at),
+        "supply": drop.supply,
+        "per_person_limit": drop.per_person_limit,
+        "require_kyc": drop.require_kyc,
+        "adult_only": drop.adult_only,
+        "availability": availability(counts),
+    }
+
+
+async def get_drop(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    fresh = await services.drops.fresh(request.match_info["id"])
+    if fresh is None:
+        raise not_found("no such drop")
+    drop, counts = fresh
+    if platform_for_view(request, services) == drop.platform:
+        return json_response(admin_view(drop, counts))
+    return json_response(public_view(drop, counts))
+
+
+async def purchase(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    buyer = buyer_of(request, services)
+    drop, keys = await drop_or_404(services, request.match_info["id"])
+    admit_buyer(drop, buyer)
+    if drop.mode != "fcfs":
+        raise conflict("wrong_mode", "this is a lottery drop: enter it at /entries")
+    raw = await read_body(request)
+    body = parse_object(raw, allow_empty=True)
+    only_fields(body, {"pow"})
+    allocation = await purchasing.purchase(
+        services,
+        drop.id,
+        keys,
+        buyer,
+        idempotency_key=idempotency_key(request),
+        fingerprint=fingerprint(raw),
+    )
+    return json_response(allocation.to_json(), 201)
+
+
+async def me(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    buyer = buyer_of(request, services)
+    drop, keys = await drop_or_404(services, request.match_info["id"])
+    if buyer.platform != drop.platform:
+        raise not_found("no such drop")
+    ids = await services.redis.hget(keys.person_orders, buyer.person)
+    orders = []
+    if ids:
+        raws = await services.redis.hmget(keys.orders, ids.decode().split())
+        orders = [order_view(orjson.loads(r)) for r in raws if r]
+    return json_response(
+        {
+            "drop_id": drop.id,
+            "person": buyer.person,
+            "orders": orders,
+            "units": sum(o["status"] in ("held", "confirmed") for o in orders),
+            "limit": drop.per_person_limit,
+        }
+    )
+
+
+async def get_order(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    order_id = request.match_info["order_id"]
+    platform = platform_for_view(request, services)
+    order = await services.orders.get(order_id)
+    if order is None:
+        raise not_found("no such order")
+    drop_id = drop_of(order_id)
+    found = await services.drops.get(drop_id) if drop_id else None
+    if found is None:
+        raise not_found("no such order")
+    if platform is None or platform != found[0].platform:
+        owner_check(order, buyer_of(request, services).person)
+    return json_response(order_view(order))

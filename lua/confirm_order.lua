@@ -1,0 +1,43 @@
+--[[
+  Confirm an order: the platform took payment, the hold becomes final. A hold already past its
+  expiry is expired here (as the sweeper would) and the confirmation refused, so a late payment
+  can never take a unit that went back to stock.
+  Input:
+    KEYS[1] counts   KEYS[2] free   KEYS[3] persons   KEYS[4] orders
+    KEYS[5] holds    KEYS[6] events
+    ARGV[1] order_id
+  Output:
+    {0, order_json}  confirmed now, or already confirmed (idempotent)
+    {1, order_json}  the order is not held (expired or cancelled)
+    {2, order_json}  the hold had expired; it is expired now
+    {3}              no such order
+]]
+--- @include "clock"
+--- @include "release"
+local k = {counts = KEYS[1], free = KEYS[2], persons = KEYS[3], orders = KEYS[4],
+  holds = KEYS[5], events = KEYS[6]}
+local raw = redis.call('HGET', k.orders, ARGV[1])
+if not raw then
+  return {3}
+end
+local order = cjson.decode(raw)
+if order.status == 'confirmed' then
+  return {0, raw}
+end
+if order.status ~= 'held' then
+  return {1, raw}
+end
+local now = now_ms()
+if now >= order.expires_at then
+  return {2, release_hold(order, 'expired', now, k)}
+end
+order.status = 'confirmed'
+order.confirmed_at = now
+local encoded = cjson.encode(order)
+redis.call('HSET', k.orders, order.order_id, encoded)
+redis.call('ZREM', k.holds, order.order_id)
+redis.call('HINCRBY', k.counts, 'held', -1)
+redis.call('HINCRBY', k.counts, 'confirmed', 1)
+redis.call('XADD', k.events, '*', 'type', 'confirmed', 'drop', order.drop_id,
+  'order', order.order_id, 'serial', order.serial, 'pid', order.pid, 'sub', order.sub)
+return {0, encoded}

@@ -1,0 +1,24 @@
+--[[
+  Function to end a hold: the order takes its final status (expired or cancelled), the unit goes
+  back to stock and the person may buy again. Appends the event.
+    order       decoded order table (status must be 'held'; the caller checked it)
+    new_status  'expired' or 'cancelled'
+    k           table of key names: counts, free, persons, orders, holds, events
+  Returns the re-encoded order.
+]]
+local function release_hold(order, new_status, now, k)
+  order.status = new_status
+  order.ended_at = now
+  local encoded = cjson.encode(order)
+  redis.call('HSET', k.orders, order.order_id, encoded)
+  redis.call('ZREM', k.holds, order.order_id)
+  redis.call('RPUSH', k.free, order.serial)
+  redis.call('HINCRBY', k.counts, 'held', -1)
+  redis.call('HINCRBY', k.counts, new_status, 1)
+  if redis.call('HINCRBY', k.persons, order.pid, -1) <= 0 then
+    redis.call('HDEL', k.persons, order.pid)
+  end
+  redis.call('XADD', k.events, '*', 'type', new_status, 'drop', order.drop_id,
+    'order', order.order_id, 'serial', order.serial, 'pid', order.pid, 'sub', order.sub)
+  return encoded
+end

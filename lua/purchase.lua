@@ -1,0 +1,114 @@
+--[[
+  FCFS purchase: every check and every write of one purchase attempt, atomically, in one round
+  trip. Reads and decides first; writes only once the outcome is known, so a refusal leaves
+  nothing behind but its counter.
+  Input:
+    KEYS[1] meta      hash: drop configuration (supply, opens_at, closes_at, closed_at, ...)
+    KEYS[2] counts    hash: next_serial, held, confirmed, rej:<reason>
+    KEYS[3] free      list: serials returned to stock
+    KEYS[4] persons   hash: pid -> units held or confirmed
+    KEYS[5] orders    hash: order_id -> order JSON
+    KEYS[6] holds     zset: order_id by hold expiry (ms)
+    KEYS[7] idem      hash: "<pid>:<idempotency key>" -> {fingerprint, reply}
+    KEYS[8] events    stream: the drop's events
+    KEYS[9] porders   hash: pid -> space-separated order ids
+    ARGV[1] pid        person id (limits count per person)
+    ARGV[2] sub        account id
+    ARGV[3] order_id   fresh random id for a new order; a retry after a lost reply sends the
+                       same one and gets the same order back
+    ARGV[4] idem       "<pid>:<Idempotency-Key>" or "" when the request has none
+    ARGV[5] fingerprint  hash of the request body, to refuse a key reused for another request
+  Output (first element is the code):
+    {0, serial, status, expires_at_ms, order_id}  allocated ("held" or "confirmed")
+    {1, opens_at_ms}   not_open
+    {2}                closed
+    {3}                sold_out
+    {4, limit}         limit_reached
+    {7}                idempotency key reused with another request
+    {8}                no such drop
+  A reply other than {8} and {7} is stored under the idempotency key and returned to retries.
+]]
+--- @include "clock"
+local K_META, K_COUNTS, K_FREE, K_PERSONS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_ORDERS, K_HOLDS, K_IDEM, K_EVENTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_PORDERS = KEYS[9]
+local pid, sub, order_id, idem, fingerprint = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+
+-- A retry: the first answer, unchanged.
+if idem ~= '' then
+  local stored = redis.call('HGET', K_IDEM, idem)
+  if stored then
+    local first = cjson.decode(stored)
+    if first[1] ~= fingerprint then
+      return {7}
+    end
+    return first[2]
+  end
+end
+local existing = redis.call('HGET', K_ORDERS, order_id)
+if existing then
+  local o = cjson.decode(existing)
+  return {0, o.serial, o.status, o.expires_at, o.order_id}
+end
+
+local meta = redis.call('HMGET', K_META, 'id', 'supply', 'opens_at', 'closes_at', 'closed_at',
+  'per_person_limit', 'hold_ms')
+if not meta[1] then
+  return {8}
+end
+local drop_id, supply, opens_at = meta[1], tonumber(meta[2]), tonumber(meta[3])
+local closes_at, closed_at = tonumber(meta[4]), meta[5]
+local limit, hold_ms = tonumber(meta[6]), tonumber(meta[7])
+local now = now_ms()
+
+local function finish(reply, reason)
+  if reason then
+    redis.call('HINCRBY', K_COUNTS, 'rej:' .. reason, 1)
+  end
+  if idem ~= '' then
+    redis.call('HSET', K_IDEM, idem, cjson.encode({fingerprint, reply}))
+  end
+  return reply
+end
+
+if now < opens_at then
+  return finish({1, opens_at}, 'not_open')
+end
+if closed_at or (closes_at > 0 and now >= closes_at) then
+  return finish({2}, 'closed')
+end
+local owned = tonumber(redis.call('HGET', K_PERSONS, pid) or '0')
+if owned >= limit then
+  return finish({4, limit}, 'limit_reached')
+end
+local free_count = redis.call('LLEN', K_FREE)
+local next_serial = tonumber(redis.call('HGET', K_COUNTS, 'next_serial') or '0')
+if free_count == 0 and next_serial >= supply then
+  return finish({3}, 'sold_out')
+end
+
+-- Allocate.
+local serial
+if free_count > 0 then
+  serial = tonumber(redis.call('LPOP', K_FREE))
+else
+  serial = redis.call('HINCRBY', K_COUNTS, 'next_serial', 1)
+end
+redis.call('HINCRBY', K_PERSONS, pid, 1)
+local mine = redis.call('HGET', K_PORDERS, pid)
+redis.call('HSET', K_PORDERS, pid, mine and (mine .. ' ' .. order_id) or order_id)
+local status, expires_at = 'confirmed', 0
+if hold_ms > 0 then
+  status, expires_at = 'held', now + hold_ms
+  redis.call('ZADD', K_HOLDS, expires_at, order_id)
+  redis.call('HINCRBY', K_COUNTS, 'held', 1)
+else
+  redis.call('HINCRBY', K_COUNTS, 'confirmed', 1)
+end
+redis.call('HSET', K_ORDERS, order_id, cjson.encode({
+  order_id = order_id, drop_id = drop_id, pid = pid, sub = sub, serial = serial,
+  status = status, created_at = now, expires_at = expires_at,
+}))
+redis.call('XADD', K_EVENTS, '*', 'type', 'allocated', 'drop', drop_id, 'order', order_id,
+  'serial', serial, 'pid', pid, 'sub', sub, 'status', status, 'expires_at', expires_at)
+return finish({0, serial, status, expires_at, order_id}, nil)
