@@ -49,7 +49,13 @@ async def _services(
     await batcher.load(list(scripts.values()))
     drops = DropStore(redis, batcher, scripts)
     sweeper = Sweeper(
-        redis, batcher, scripts["expire_holds"], drops, settings.platforms, metrics, settings.sweeper
+        redis,
+        batcher,
+        scripts["expire_holds"],
+        drops,
+        settings.platforms,
+        metrics,
+        settings.sweeper,
     )
     services = Services(
         settings=settings,

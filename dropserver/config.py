@@ -251,7 +251,9 @@ def _platforms(raw: Any) -> dict[str, PlatformSettings]:
         where = f"[[platforms]] #{i + 1}"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{where} must be a table")
-        _no_unknown(where, entry, {"id", "api_keys", "identity_hs256_secret", "identity_public_key"})
+        _no_unknown(
+            where, entry, {"id", "api_keys", "identity_hs256_secret", "identity_public_key"}
+        )
         pid = _str(entry, where, "id", None)
         if pid is None:
             raise ConfigError(f"{where}: id is required")

@@ -32,7 +32,11 @@ class Counts:
 
 class DropStore:
     def __init__(
-        self, redis: Redis, batcher: ScriptBatcher, scripts: dict[str, Script], cache_size: int = 10_000
+        self,
+        redis: Redis,
+        batcher: ScriptBatcher,
+        scripts: dict[str, Script],
+        cache_size: int = 10_000,
     ) -> None:
         self._redis = redis
         self._batcher = batcher
@@ -49,7 +53,9 @@ class DropStore:
         await self._redis.sadd(platform_drops(drop.platform), drop.id)
         meta = {**drop.to_meta(), "create_fp": create_fingerprint}
         args: list[str | int] = [x for pair in meta.items() for x in pair]
-        reply = await self._batcher.run(self._scripts["create_drop"], [keys.meta, keys.counts], args)
+        reply = await self._batcher.run(
+            self._scripts["create_drop"], [keys.meta, keys.counts], args
+        )
         if reply[0] != 1:
             return None
         return replace(drop, created_at=int(reply[1]))
@@ -61,7 +67,7 @@ class DropStore:
         if hit is not None:
             return hit
         keys = drop_keys(drop_id)
-        meta = await self._redis.hgetall(keys.meta)
+        meta: dict[bytes, bytes] = await self._redis.hgetall(keys.meta)  # type: ignore[assignment]
         if not meta:
             return None
         entry = (Drop.from_meta(meta), keys)
@@ -83,14 +89,17 @@ class DropStore:
             pipe.time()
             closed_at, counts, free, (sec, usec) = await pipe.execute()
         now = int(sec) * 1000 + int(usec) // 1000
-        return replace(drop, closed_at=int(closed_at or 0)), _counts(drop, counts, free, closed_at, now)
+        return replace(drop, closed_at=int(closed_at or 0)), _counts(
+            drop, counts, free, closed_at, now
+        )
 
     async def create_fingerprint(self, drop_id: str) -> str | None:
-        raw = await self._redis.hget(drop_keys(drop_id).meta, "create_fp")
+        raw: bytes | None = await self._redis.hget(drop_keys(drop_id).meta, "create_fp")  # type: ignore[assignment]
         return raw.decode() if raw else None
 
-    async def list(self, platform: str) -> list[tuple[Drop, Counts]]:
-        ids = sorted(m.decode() for m in await self._redis.smembers(platform_drops(platform)))
+    async def of_platform(self, platform: str) -> list[tuple[Drop, Counts]]:
+        members: set[bytes] = await self._redis.smembers(platform_drops(platform))  # type: ignore[assignment]
+        ids = sorted(m.decode() for m in members)
         drops = []
         for drop_id in ids:
             fresh = await self.fresh(drop_id)
@@ -101,18 +110,14 @@ class DropStore:
     async def close(self, drop_id: str) -> int | None:
         """Close now; the closing time (ms), or None for an unknown drop."""
         keys = drop_keys(drop_id)
-        reply = await self._batcher.run(
-            self._scripts["close_drop"], [keys.meta, keys.events], []
-        )
+        reply = await self._batcher.run(self._scripts["close_drop"], [keys.meta, keys.events], [])
         return None if reply[0] == 0 else int(reply[1])
 
     def cached_ids(self) -> list[str]:
         return list(self._cache)
 
 
-def _counts(
-    drop: Drop, counts: dict[bytes, bytes], free: int, closed_at: Any, now: int
-) -> Counts:
+def _counts(drop: Drop, counts: dict[bytes, bytes], free: int, closed_at: Any, now: int) -> Counts:
     raw = {k.decode(): int(v) for k, v in counts.items()}
     rejections = {k[4:]: v for k, v in raw.items() if k.startswith("rej:")}
     return Counts(

@@ -17,9 +17,7 @@ _JSON = "application/json"
 def json_response(
     data: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(data), status=status, content_type=_JSON, headers=headers
-    )
+    return web.Response(body=orjson.dumps(data), status=status, content_type=_JSON, headers=headers)
 
 
 async def read_body(request: web.Request) -> bytes:

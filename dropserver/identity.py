@@ -70,7 +70,7 @@ class BuyerVerifier:
             raise unauthorized("identity token is malformed") from exc
         issuer = unverified.get("iss")
         entry = self._keys.get(issuer) if isinstance(issuer, str) else None
-        if entry is None:
+        if entry is None or not isinstance(issuer, str):
             raise unauthorized("identity token from an unknown platform")
         key, algorithms = entry
         try:

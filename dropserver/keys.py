@@ -18,6 +18,7 @@ def drop_tag(drop_id: str) -> str:
 class DropKeys:
     """The keys of one drop. Built once per drop id and cached by the caller."""
 
+    tag: str
     meta: str  # hash: the drop's configuration and status
     counts: str  # hash: next_serial, held, confirmed, entries, rejections by reason
     free_serials: str  # list: serials returned to stock by expiry or cancellation
@@ -26,8 +27,6 @@ class DropKeys:
     person_orders: str  # hash: pid -> space-separated order ids (for /me)
     holds: str  # sorted set: order_id scored by hold expiry (ms)
     idempotency: str  # hash: "<pid>:<key>" -> first reply
-    pow_used: str  # hash: challenge id -> expiry (ms); consumed tickets
-    ratelimit: str  # hash: "<kind>:<value>" -> GCRA theoretical arrival time (ms)
     demand: str  # hash: live-demand counters for adaptive difficulty
     entries: str  # hash: pid -> entry JSON (lottery)
     entry_list: str  # list: receipts in arrival order (lottery, fair start)
@@ -36,10 +35,37 @@ class DropKeys:
     waitlist_pos: str  # hash: draw bookkeeping (next waitlist index)
     events: str  # stream: events of this drop for the platform
 
+    def limiter(self, kind: str, value: str) -> str:
+        """A GCRA limiter of this drop (string key holding a TAT, with its own expiry)."""
+        return limiter_key(self.tag, kind, value)
+
+    def pow_ticket(self, challenge_id: str) -> str:
+        """Marks a proof-of-work challenge as used; expires with the challenge."""
+        return f"{self.tag}:pow:{challenge_id}"
+
+
+LIMITER_KINDS = ("person", "ip", "device")
+
+
+def limiter_key(drop_tag: str, kind: str, value: str) -> str:
+    """Key of one limiter: ``{drop:<id>}:rl:<kind>:<value>``, in the drop's slot.
+
+    One string key per limiter, not a field of one hash, because each limiter needs its own
+    expiry and Redis 6.2 has no per-field TTL.
+    """
+    if not (drop_tag.startswith("{") and drop_tag.endswith("}") and len(drop_tag) > 2):
+        raise ValueError(f"drop_tag must be a hash tag like {{drop:<id>}}, got {drop_tag!r}")
+    if kind not in LIMITER_KINDS:
+        raise ValueError(f"unknown rate limit kind {kind!r}")
+    if not value:
+        raise ValueError("rate limit value must not be empty")
+    return f"{drop_tag}:rl:{kind}:{value}"
+
 
 def drop_keys(drop_id: str) -> DropKeys:
     tag = drop_tag(drop_id)
     return DropKeys(
+        tag=tag,
         meta=f"{tag}:meta",
         counts=f"{tag}:counts",
         free_serials=f"{tag}:free",
@@ -48,8 +74,6 @@ def drop_keys(drop_id: str) -> DropKeys:
         person_orders=f"{tag}:porders",
         holds=f"{tag}:holds",
         idempotency=f"{tag}:idem",
-        pow_used=f"{tag}:pow",
-        ratelimit=f"{tag}:rl",
         demand=f"{tag}:demand",
         entries=f"{tag}:entries",
         entry_list=f"{tag}:entrylist",
@@ -63,4 +87,3 @@ def drop_keys(drop_id: str) -> DropKeys:
 def platform_drops(platform_id: str) -> str:
     """Set of the drop ids a platform created (admin listing; not on any hot path)."""
     return "{platform:" + platform_id + "}:drops"
-

@@ -25,7 +25,9 @@ class Metrics:
         self.purchases = Counter(
             "dropserver_purchases", "Purchase attempts by outcome", ["drop", "outcome"], registry=r
         )
-        self.stock_supply = Gauge("dropserver_stock_supply", "Units in the drop", ["drop"], registry=r)
+        self.stock_supply = Gauge(
+            "dropserver_stock_supply", "Units in the drop", ["drop"], registry=r
+        )
         self.stock_remaining = Gauge(
             "dropserver_stock_remaining", "Units neither held nor confirmed", ["drop"], registry=r
         )
@@ -58,7 +60,10 @@ class Metrics:
             registry=r,
         )
         self.lottery_entries = Counter(
-            "dropserver_lottery_entries", "Lottery entries by outcome", ["drop", "outcome"], registry=r
+            "dropserver_lottery_entries",
+            "Lottery entries by outcome",
+            ["drop", "outcome"],
+            registry=r,
         )
         self.draw_duration = Histogram(
             "dropserver_draw_duration_seconds",

@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Middleware
 from redis.exceptions import RedisError
 
 from dropserver.errors import ApiError
@@ -31,7 +33,7 @@ _HTTP_CODES = {
 }
 
 
-def make_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def make_middleware(metrics: Metrics) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -43,9 +45,7 @@ def make_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaita
             if exc.status < 400:
                 raise
             code = _HTTP_CODES.get(exc.status, "error")
-            response = json_response(
-                {"error": {"code": code, "message": exc.reason}}, exc.status
-            )
+            response = json_response({"error": {"code": code, "message": exc.reason}}, exc.status)
         except RedisError:
             log.exception("redis failed during %s %s", request.method, request.path)
             response = json_response(

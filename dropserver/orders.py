@@ -62,22 +62,28 @@ class OrderStore:
         if drop_id is None:
             return None
         raw = await self._redis.hget(drop_keys(drop_id).orders, order_id)
-        return None if raw is None else orjson.loads(raw)
+        if raw is None:
+            return None
+        order: dict[str, Any] = orjson.loads(raw)
+        return order
 
     async def confirm(self, order_id: str) -> dict[str, Any]:
         reply = await self._run(self._confirm, order_id)
         code = reply[0]
-        order = orjson.loads(reply[1])
+        order: dict[str, Any] = orjson.loads(reply[1])
         if code == 0:
             return order
         if code == 2:
-            raise conflict("hold_expired", "the hold expired before payment was confirmed",
-                           order=order_view(order))
+            raise conflict(
+                "hold_expired",
+                "the hold expired before payment was confirmed",
+                order=order_view(order),
+            )
         raise conflict("not_held", f"the order is {order['status']}", order=order_view(order))
 
     async def cancel(self, order_id: str) -> dict[str, Any]:
         reply = await self._run(self._cancel, order_id)
-        order = orjson.loads(reply[1])
+        order: dict[str, Any] = orjson.loads(reply[1])
         if reply[0] == 0:
             return order
         raise conflict("not_held", f"the order is {order['status']}", order=order_view(order))
@@ -86,7 +92,9 @@ class OrderStore:
         drop_id = drop_of(order_id)
         if drop_id is None:
             raise not_found("no such order")
-        reply: list[Any] = await self._batcher.run(script, order_script_keys(drop_keys(drop_id)), [order_id])
+        reply: list[Any] = await self._batcher.run(
+            script, order_script_keys(drop_keys(drop_id)), [order_id]
+        )
         if reply[0] == 3:
             raise not_found("no such order")
         return reply

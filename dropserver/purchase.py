@@ -54,9 +54,16 @@ async def purchase(
     reply = await services.batcher.run(
         script,
         [
-            keys.meta, keys.counts, keys.free_serials, keys.persons,
-            keys.orders, keys.holds, keys.idempotency, keys.events, keys.person_orders,
-        ],  # fmt: skip
+            keys.meta,
+            keys.counts,
+            keys.free_serials,
+            keys.persons,
+            keys.orders,
+            keys.holds,
+            keys.idempotency,
+            keys.events,
+            keys.person_orders,
+        ],
         [
             buyer.person,
             buyer.account,
@@ -79,7 +86,9 @@ async def purchase(
 def refusal(code: int, reply: list[Any]) -> ApiError:
     if code == NOT_OPEN:
         opens_at = format_ms(int(reply[1]))
-        return ApiError(425, "not_open", f"the drop opens at {opens_at}", extra={"opens_at": opens_at})
+        return ApiError(
+            425, "not_open", f"the drop opens at {opens_at}", extra={"opens_at": opens_at}
+        )
     if code == CLOSED:
         return conflict("closed", "the drop is closed")
     if code == SOLD_OUT:

@@ -60,7 +60,8 @@ class Sweeper:
     async def sweep_once(self) -> int:
         total = 0
         for platform in self._platforms:
-            for raw in await self._redis.smembers(platform_drops(platform)):
+            members: set[bytes] = await self._redis.smembers(platform_drops(platform))  # type: ignore[assignment]
+            for raw in members:
                 drop_id = raw.decode()
                 total += await self.sweep_drop(drop_id)
                 await self._refresh_gauges(drop_id)

@@ -130,9 +130,7 @@ async def test_idempotent_retry_returns_first_answer(client: TestClient) -> None
     assert (await stats(client, drop_id))["held"] == 1  # the retry changed nothing
 
     # The same key on a different request is refused and changes nothing.
-    other = await client.post(
-        f"/v1/drops/{drop_id}/purchase", json={"pow": "x"}, headers=headers
-    )
+    other = await client.post(f"/v1/drops/{drop_id}/purchase", json={"pow": "x"}, headers=headers)
     assert other.status == 422
     assert (await other.json())["error"]["code"] == "idempotency_mismatch"
     assert (await stats(client, drop_id))["held"] == 1
@@ -163,8 +161,12 @@ async def test_kyc_and_adult_rules(client: TestClient) -> None:
 
 async def test_me_and_order_views(client: TestClient) -> None:
     drop_id = await create(client, per_person_limit=2)
-    one = await (await client.post(f"/v1/drops/{drop_id}/purchase", headers=buyer("a1", "p"))).json()
-    two = await (await client.post(f"/v1/drops/{drop_id}/purchase", headers=buyer("a2", "p"))).json()
+    one = await (
+        await client.post(f"/v1/drops/{drop_id}/purchase", headers=buyer("a1", "p"))
+    ).json()
+    two = await (
+        await client.post(f"/v1/drops/{drop_id}/purchase", headers=buyer("a2", "p"))
+    ).json()
     me = await (await client.get(f"/v1/drops/{drop_id}/me", headers=buyer("a1", "p"))).json()
     assert [o["order_id"] for o in me["orders"]] == [one["order_id"], two["order_id"]]
     assert me["units"] == 2

@@ -12,7 +12,7 @@ from dropserver.auth import platform_of
 from dropserver.drop_store import Counts
 from dropserver.drops import Drop, parse_drop_spec
 from dropserver.errors import conflict, not_found
-from dropserver.http import fingerprint, idempotency_key, json_response, read_body, parse_object
+from dropserver.http import fingerprint, idempotency_key, json_response, parse_object, read_body
 from dropserver.orders import drop_of, order_view
 from dropserver.services import Services
 from dropserver.timefmt import format_ms
@@ -50,7 +50,11 @@ async def create_drop(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     # With an Idempotency-Key the generated id is derived from it, so a retry names the same
     # drop and finds the first one instead of creating a twin.
-    generated = "d-" + hashlib.blake2b(f"{platform}\0{key}".encode(), digest_size=8).hexdigest() if key else None
+    generated = (
+        "d-" + hashlib.blake2b(f"{platform}\0{key}".encode(), digest_size=8).hexdigest()
+        if key
+        else None
+    )
     drop = parse_drop_spec(body, platform=platform, generated_id=generated)
     created = await services.drops.create(drop, fingerprint(raw) if key else "")
     if created is None:
@@ -73,7 +77,7 @@ async def list_drops(request: web.Request) -> web.Response:
     platform = platform_of(request, services)
     views = [
         {**drop.spec_json(), "status": drop.status(counts.now)}
-        for drop, counts in await services.drops.list(platform)
+        for drop, counts in await services.drops.of_platform(platform)
     ]
     return json_response({"drops": views})
 
@@ -129,4 +133,3 @@ async def _owned_order(services: Services, request: web.Request) -> str:
     if found is None or found[0].platform != platform:
         raise not_found("no such order")
     return order_id
-

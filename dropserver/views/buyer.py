@@ -13,7 +13,14 @@ from dropserver.auth import admit_buyer, buyer_of
 from dropserver.drop_store import Counts
 from dropserver.drops import Drop
 from dropserver.errors import conflict, not_found
-from dropserver.http import fingerprint, idempotency_key, json_response, only_fields, parse_object, read_body
+from dropserver.http import (
+    fingerprint,
+    idempotency_key,
+    json_response,
+    only_fields,
+    parse_object,
+    read_body,
+)
 from dropserver.orders import drop_of, order_view, owner_check
 from dropserver.timefmt import format_ms
 from dropserver.views.admin import admin_view
@@ -83,7 +90,7 @@ async def me(request: web.Request) -> web.Response:
     drop, keys = await drop_or_404(services, request.match_info["id"])
     if buyer.platform != drop.platform:
         raise not_found("no such drop")
-    ids = await services.redis.hget(keys.person_orders, buyer.person)
+    ids: bytes | None = await services.redis.hget(keys.person_orders, buyer.person)  # type: ignore[assignment]
     orders = []
     if ids:
         raws = await services.redis.hmget(keys.orders, ids.decode().split())
