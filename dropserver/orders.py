@@ -29,7 +29,7 @@ def drop_of(order_id: str) -> str | None:
     return drop_id
 
 
-def order_view(order: dict[str, Any]) -> dict[str, Any]:
+def order_view(order: dict[str, Any], *, admin: bool = False) -> dict[str, Any]:
     view = {
         "order_id": order["order_id"],
         "drop_id": order["drop_id"],
@@ -43,6 +43,8 @@ def order_view(order: dict[str, Any]) -> dict[str, Any]:
         view["confirmed_at"] = format_ms(order["confirmed_at"])
     if order.get("ended_at"):
         view["ended_at"] = format_ms(order["ended_at"])
+    if admin:
+        view["person"] = order["pid"]
     return view
 
 
@@ -66,6 +68,11 @@ class OrderStore:
             return None
         order: dict[str, Any] = orjson.loads(raw)
         return order
+
+    async def page(self, drop_id: str, cursor: int, count: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of a drop's orders (HSCAN: bounded work per call, stable under writes)."""
+        next_cursor, found = await self._redis.hscan(drop_keys(drop_id).orders, cursor, count=count)
+        return [orjson.loads(raw) for raw in found.values()], int(next_cursor)
 
     async def confirm(self, order_id: str) -> dict[str, Any]:
         reply = await self._run(self._confirm, order_id)

@@ -101,3 +101,24 @@ async def test_unknown_order_ids(client: TestClient) -> None:
         resp = await client.post(f"/v1/orders/{order_id}/confirm", headers=ADMIN)
         assert resp.status == 404, order_id
         assert (await resp.json())["error"]["code"] == "not_found"
+
+
+async def test_admin_lists_every_order_page_by_page(client: TestClient) -> None:
+    drop_id = await create(client, supply=30, hold_seconds=0)
+    bought = {str((await buy(client, drop_id, f"a{i}"))["order_id"]) for i in range(25)}
+    seen: list[dict[str, object]] = []
+    cursor = "0"
+    while cursor is not None:
+        resp = await client.get(
+            f"/v1/drops/{drop_id}/orders", params={"cursor": cursor, "count": 7}, headers=ADMIN
+        )
+        assert resp.status == 200
+        page = await resp.json()
+        seen.extend(page["orders"])
+        cursor = page["next_cursor"]
+    assert {o["order_id"] for o in seen} == bought
+    assert {o["person"] for o in seen} == {f"a{i}" for i in range(25)}
+    bad = await client.get(f"/v1/drops/{drop_id}/orders", params={"count": "x"}, headers=ADMIN)
+    assert bad.status == 400
+    anonymous = await client.get(f"/v1/drops/{drop_id}/orders")
+    assert anonymous.status == 401

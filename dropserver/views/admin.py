@@ -11,7 +11,7 @@ from dropserver.appkeys import SERVICES
 from dropserver.auth import platform_of
 from dropserver.drop_store import Counts
 from dropserver.drops import Drop, parse_drop_spec
-from dropserver.errors import conflict, not_found
+from dropserver.errors import conflict, invalid, not_found
 from dropserver.http import fingerprint, idempotency_key, json_response, parse_object, read_body
 from dropserver.orders import drop_of, order_view
 from dropserver.services import Services
@@ -109,6 +109,26 @@ async def drop_stats(request: web.Request) -> web.Response:
             # The invariant ops alert on: serials out == units held or sold.
             "consistent": counts.allocated == counts.held + counts.confirmed
             and counts.remaining >= 0,
+        }
+    )
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    """Every order of a drop, a page at a time: for reconciliation and rehearsal reports."""
+    services = request.app[SERVICES]
+    drop, _ = await _owned(services, request)
+    try:
+        cursor = int(request.query.get("cursor", "0"))
+        count = int(request.query.get("count", "500"))
+    except ValueError as exc:
+        raise invalid("cursor and count must be integers") from exc
+    if cursor < 0 or not 1 <= count <= 5000:
+        raise invalid("cursor must be >= 0 and count in [1, 5000]")
+    orders, next_cursor = await services.orders.page(drop.id, cursor, count)
+    return json_response(
+        {
+            "orders": [order_view(o, admin=True) for o in orders],
+            "next_cursor": str(next_cursor) if next_cursor else None,
         }
     )
 
