@@ -1,0 +1,409 @@
+"""Issue and verify ALTCHA v2 challenges (deterministic mode with key signature).
+
+Issuing (:func:`issue_challenge`) costs two HMACs: the KDF ran earlier, off the request path
+(:func:`dropserver.pow.difficulty.pre_derive`). Verifying a solution (:func:`verify_payload`)
+also costs two HMACs on the fast path: ``keySignature = HMAC(key_signature_secret, key)``
+lets us check the submitted key without re-deriving it.
+
+Order of checks in :func:`verify_payload`, and why (every failure is ``pow_invalid`` unless
+marked otherwise):
+
+1. Size cap (before decoding anything), base64, JSON, the widget's test mode (``"test"``
+   key), then the structure: exactly the expected keys at each level, and strict types for the
+   fields the signature does not cover (``signature``, ``counter``, ``derivedKey``, ``time``).
+   Pure parsing: it needs no secret and the client cannot make it expensive.
+2. The challenge signature: HMAC over the canonical JSON of ``parameters``, compared in
+   constant time. Nothing the client wrote in ``parameters`` is trusted before this point, and
+   any change to any parameter (a type, a digit, an added or removed key) fails here.
+3. Strict shape of the signed parameters the decision uses (the slow path also checks those it
+   needs to re-derive). A challenge of ours always passes; this guards against challenges
+   signed by another issuer or a misconfiguration, never against forgery (step 2 did that).
+4. ``expiresAt`` missing or reached: ``pow_expired``. Checked *after* the signature so that
+   ``pow_expired`` always means "a genuine challenge of ours that timed out" (the client
+   should fetch a new one): a forged challenge never learns more than "invalid", and the
+   expiry metric is not inflated by forgeries.
+5. Policy: algorithm allowed now, challenge id present.
+6. The solution: fast path (``keySignature``: one HMAC) or slow path (re-derive: one KDF).
+   Both require the key to start with the signed ``keyPrefix``.
+
+Not done here, by design: replay (the caller consumes ``Ticket.challenge_id`` atomically in
+Redis, with a TTL until ``Ticket.expires_at``) and binding (the caller compares
+``Ticket.data`` with the request, see :func:`check_binding`).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import orjson
+
+from dropserver.pow.canonical import is_plain_key
+from dropserver.pow.difficulty import PreDerived
+from dropserver.pow.kdf import ALGORITHMS, SCRYPT, derive_key, password
+
+PowCode = Literal["pow_invalid", "pow_expired"]
+POW_INVALID: Final = "pow_invalid"
+POW_EXPIRED: Final = "pow_expired"
+
+#: Keys of the signed ``data`` object that dropserver uses.
+DATA_DROP: Final = "drop"
+DATA_PID: Final = "pid"
+DATA_ACTION: Final = "act"
+DATA_IP_PREFIX: Final = "ipp"
+DATA_CHALLENGE_ID: Final = "cid"
+
+#: Refuse longer payloads before decoding anything. A real payload is about 1 KiB of base64.
+MAX_PAYLOAD_CHARS: Final = 4096
+
+_UINT32_MAX: Final = 0xFFFF_FFFF
+_MAX_INT: Final = 2**53  # JS safe integers: anything bigger would not round-trip the widget.
+_MIN_KEY_LENGTH: Final = 16
+_MAX_KEY_LENGTH: Final = 64
+_MAX_NONCE_HEX: Final = 128
+_SIGNATURE_HEX: Final = 64  # HMAC-SHA-256
+
+_REQUIRED_PARAMS: Final = frozenset(
+    {"algorithm", "nonce", "salt", "cost", "keyLength", "keyPrefix"}
+)
+_ALLOWED_PARAMS: Final = _REQUIRED_PARAMS | {
+    "keySignature",
+    "memoryCost",
+    "parallelism",
+    "expiresAt",
+    "data",
+}
+_CHALLENGE_KEYS: Final = frozenset({"parameters", "signature"})
+_PAYLOAD_KEYS: Final = frozenset({"challenge", "solution"})
+_SOLUTION_KEYS: Final = frozenset({"counter", "derivedKey", "time"})
+_REQUIRED_SOLUTION: Final = frozenset({"counter", "derivedKey"})
+_HEX_RE: Final = re.compile(r"[0-9a-f]+")
+
+
+class PowError(Exception):
+    """A refused proof-of-work payload. ``code`` goes to the client; ``message`` to logs."""
+
+    def __init__(self, code: PowCode, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code: PowCode = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A verified solution: what the challenge was bound to, and until when it is valid."""
+
+    data: dict[str, str]
+    expires_at: int
+    challenge_id: str
+
+
+def new_challenge_id() -> str:
+    """A random challenge id for ``data["cid"]``: the replay key the caller burns in Redis."""
+    return secrets.token_urlsafe(16)
+
+
+def binding_data(
+    *, drop_id: str, pid: str, action: str, ip_prefix: str, cid: str | None = None
+) -> dict[str, str]:
+    """The signed ``data`` of a dropserver challenge (see :func:`check_binding`)."""
+    return {
+        DATA_DROP: drop_id,
+        DATA_PID: pid,
+        DATA_ACTION: action,
+        DATA_IP_PREFIX: ip_prefix,
+        DATA_CHALLENGE_ID: new_challenge_id() if cid is None else cid,
+    }
+
+
+def check_binding(ticket: Ticket, *, drop_id: str, pid: str, action: str, ip_prefix: str) -> None:
+    """Refuse a ticket solved for another drop, person, action or network.
+
+    Raises ``PowError("pow_invalid", ...)`` naming the first mismatched field (never its
+    value: the message may reach logs).
+    """
+    data = ticket.data
+    for key, expected in (
+        (DATA_DROP, drop_id),
+        (DATA_PID, pid),
+        (DATA_ACTION, action),
+        (DATA_IP_PREFIX, ip_prefix),
+    ):
+        if data.get(key) != expected:
+            raise PowError(POW_INVALID, f"challenge was issued for another {key!r}")
+
+
+# Keyed HMAC states by secret. Copying a keyed state skips re-hashing the padded key on
+# every call (about half the cost of an HMAC of a short message). Secrets rarely change;
+# the cap only guards against a caller that generates them per call. The secrets already
+# live in process memory (config), so keeping them as dict keys exposes nothing new.
+_KEYED: dict[bytes, hmac.HMAC] = {}
+_KEYED_MAX: Final = 16
+
+
+def _hmac_sha256_hex(secret: bytes, message: bytes) -> str:
+    keyed = _KEYED.get(secret)
+    if keyed is None:
+        if len(_KEYED) >= _KEYED_MAX:
+            _KEYED.clear()
+        keyed = _KEYED[secret] = hmac.new(secret, digestmod=hashlib.sha256)
+    mac = keyed.copy()
+    mac.update(message)
+    return mac.hexdigest()
+
+
+def issue_challenge(
+    pre: PreDerived,
+    *,
+    hmac_secret: bytes,
+    key_signature_secret: bytes,
+    expires_at: int,
+    data: Mapping[str, str],
+) -> dict[str, object]:
+    """Build the ALTCHA v2 challenge JSON object for a pre-derived puzzle.
+
+    ``keyPrefix`` is the first half of the key (deterministic mode) and ``keySignature`` lets
+    :func:`verify_payload` check a solution without a KDF. ``data`` must map ASCII strings to
+    ASCII strings (the widget base64-encodes with ``btoa``, which fails on other text).
+    Each ``PreDerived`` must be issued once only: two challenges with the same answer would
+    let one solution pass twice (with different challenge ids).
+    """
+    if not hmac_secret or not key_signature_secret:
+        raise ValueError("hmac_secret and key_signature_secret must not be empty")
+    if hmac.compare_digest(hmac_secret, key_signature_secret):
+        raise ValueError("hmac_secret and key_signature_secret must differ")
+    if type(expires_at) is not int or not 0 < expires_at <= _MAX_INT:
+        raise ValueError(f"expires_at must be unix seconds as an int, got {expires_at!r}")
+    signed_data: dict[str, str] = {}
+    for key, value in data.items():
+        if not (type(key) is str and type(value) is str and key.isascii() and value.isascii()):
+            raise ValueError(f"challenge data must map ASCII str to ASCII str: {key!r}")
+        if not is_plain_key(key):
+            raise ValueError(f"challenge data key {key!r} must not be all digits")
+        signed_data[key] = value
+    difficulty = pre.difficulty
+    key_length = difficulty.key_length
+    params: dict[str, object] = {
+        "algorithm": difficulty.algorithm,
+        "nonce": pre.nonce.hex(),
+        "salt": pre.salt.hex(),
+        "cost": difficulty.cost,
+        "keyLength": key_length,
+        "keyPrefix": pre.key[: key_length // 2].hex(),
+        "keySignature": _hmac_sha256_hex(key_signature_secret, pre.key),
+        "expiresAt": expires_at,
+        "data": signed_data,
+    }
+    if difficulty.algorithm == SCRYPT:
+        # Always explicit: the client must not fall back on its own defaults.
+        params["memoryCost"] = difficulty.scrypt_r
+        params["parallelism"] = difficulty.scrypt_p
+    # Everything in params is plain (checked above), so orjson's sorted output is canonical.
+    canonical = orjson.dumps(params, option=orjson.OPT_SORT_KEYS)
+    return {"parameters": params, "signature": _hmac_sha256_hex(hmac_secret, canonical)}
+
+
+def _invalid(message: str) -> PowError:
+    return PowError(POW_INVALID, message)
+
+
+def _is_hex(value: object, min_len: int, max_len: int) -> bool:
+    """Lowercase hex of a length in [min_len, max_len] (lowercase: one spelling per value)."""
+    return (
+        type(value) is str
+        and min_len <= len(value) <= max_len
+        and _HEX_RE.fullmatch(value) is not None
+    )
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    # type() is int: JSON true/false are bools, and bools are ints to isinstance().
+    return type(value) is int and low <= value <= high
+
+
+def _decode(payload: str | bytes) -> dict[str, object]:
+    if len(payload) > MAX_PAYLOAD_CHARS:
+        raise _invalid(f"payload longer than {MAX_PAYLOAD_CHARS} characters")
+    try:
+        raw = binascii.a2b_base64(payload, strict_mode=True)
+    except ValueError:  # binascii.Error, or a str with non-ASCII characters
+        raise _invalid("payload is not base64") from None
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _invalid("payload is not JSON") from None
+    if type(obj) is not dict:
+        raise _invalid("payload is not a JSON object")
+    if "test" in obj:
+        raise _invalid("test-mode payload refused")
+    if obj.keys() != _PAYLOAD_KEYS:
+        raise _invalid("payload must have exactly the keys 'challenge' and 'solution'")
+    return obj
+
+
+def verify_payload(
+    payload: str | bytes,
+    *,
+    hmac_secret: bytes,
+    key_signature_secret: bytes,
+    now: float,
+    allowed_algorithms: Collection[str] = ALGORITHMS,
+    allow_slow_path: bool = True,
+) -> Ticket:
+    """Verify an ALTCHA v2 payload (the base64 string the widget submits).
+
+    Returns the :class:`Ticket`, or raises :class:`PowError` (``pow_invalid`` or
+    ``pow_expired``). See the module docstring for the order of checks. ``now`` is unix
+    seconds; the challenge is valid while ``now < expiresAt``.
+
+    Canonical JSON here is orjson's sorted output, exact for everything we issue (ASCII,
+    non-numeric keys); a foreign challenge whose ``data`` has integer-like or non-ASCII keys
+    fails the signature check (refused, never wrongly accepted).
+
+    The slow path (a challenge without ``keySignature``) runs one KDF, which may take
+    milliseconds to hundreds of milliseconds: dropserver never issues such challenges, so the
+    request handler should pass ``allow_slow_path=False``; anyone who enables it must call this
+    function from an executor, not on the event loop.
+    """
+    # -- 1. Structure, and the fields the signature does not cover.
+    obj = _decode(payload)
+    challenge = obj["challenge"]
+    solution = obj["solution"]
+    if type(challenge) is not dict or challenge.keys() != _CHALLENGE_KEYS:
+        raise _invalid("challenge must have exactly the keys 'parameters' and 'signature'")
+    params = challenge["parameters"]
+    signature = challenge["signature"]
+    if type(params) is not dict:
+        raise _invalid("parameters is not an object")
+    if not _is_hex(signature, _SIGNATURE_HEX, _SIGNATURE_HEX):
+        raise _invalid("signature is missing or not 64 lowercase hex characters")
+    if type(solution) is not dict:
+        raise _invalid("solution is not an object")
+    solution_keys = solution.keys()
+    if not (_REQUIRED_SOLUTION <= solution_keys <= _SOLUTION_KEYS):
+        raise _invalid("solution must have 'counter', 'derivedKey' and optionally 'time'")
+    counter = solution["counter"]
+    derived_key = solution["derivedKey"]
+    if not _is_int(counter, 0, _UINT32_MAX):
+        raise _invalid("counter is not an integer in [0, 2**32-1]")
+    if type(derived_key) is not str:
+        raise _invalid("derivedKey is not a string")
+    solve_time = solution.get("time", 0)
+    if type(solve_time) is not int and type(solve_time) is not float:
+        raise _invalid("solution time is not a number")
+
+    # -- 2. Signature. orjson serialises whatever JSON it parsed; a forged value of any type
+    # changes the bytes and fails the comparison.
+    try:
+        canonical = orjson.dumps(params, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        raise _invalid("parameters cannot be canonicalised") from None
+    if not hmac.compare_digest(_hmac_sha256_hex(hmac_secret, canonical), signature):
+        raise _invalid("bad challenge signature")
+
+    # -- 3. Signed parameters: ours, but still shape-checked (see the module docstring).
+    keys = params.keys()
+    if not (_REQUIRED_PARAMS <= keys <= _ALLOWED_PARAMS):
+        raise _invalid("parameters lack required keys or have unknown ones")
+    algorithm = params["algorithm"]
+    key_length = params["keyLength"]
+    key_prefix = params["keyPrefix"]
+    key_signature = params.get("keySignature")
+    expires_at = params.get("expiresAt")
+    data = params.get("data", {})
+    if type(algorithm) is not str:
+        raise _invalid("algorithm is not a string")
+    if not _is_int(key_length, _MIN_KEY_LENGTH, _MAX_KEY_LENGTH):
+        raise _invalid(f"keyLength is not an integer in [{_MIN_KEY_LENGTH}, {_MAX_KEY_LENGTH}]")
+    assert type(key_length) is int
+    if not _is_hex(key_prefix, 1, 2 * key_length):
+        raise _invalid("keyPrefix is not hex of at most keyLength bytes")
+    assert type(key_prefix) is str
+    if key_signature is not None and not _is_hex(key_signature, _SIGNATURE_HEX, _SIGNATURE_HEX):
+        raise _invalid("keySignature is not 64 lowercase hex characters")
+    if expires_at is not None and not _is_int(expires_at, 1, _MAX_INT):
+        raise _invalid("expiresAt is not a positive integer")
+    if type(data) is not dict:
+        raise _invalid("data is not an object")
+    for data_key, data_value in data.items():
+        if type(data_value) is not str:
+            raise _invalid(f"data[{data_key!r}] is not a string")
+
+    # -- 4. Expiry.
+    if expires_at is None:
+        raise PowError(POW_EXPIRED, "challenge has no expiresAt")
+    assert type(expires_at) is int
+    if now >= expires_at:
+        raise PowError(POW_EXPIRED, "challenge expired")
+
+    # -- 5. Policy.
+    if algorithm not in allowed_algorithms:
+        raise _invalid(f"algorithm {algorithm!r} is not allowed")
+    challenge_id = data.get(DATA_CHALLENGE_ID)
+    if not challenge_id:
+        raise _invalid("challenge has no challenge id")
+
+    # -- 6. Solution. Both paths also require the key to carry the signed prefix.
+    if not _is_hex(derived_key, 2 * key_length, 2 * key_length):
+        raise _invalid("derivedKey is not lowercase hex of keyLength bytes")
+    assert type(derived_key) is str and type(counter) is int
+    if key_signature is not None:
+        key_ok = hmac.compare_digest(
+            _hmac_sha256_hex(key_signature_secret, bytes.fromhex(derived_key)), key_signature
+        )
+    elif allow_slow_path:
+        key_ok = _rederive(params, algorithm, counter, key_length, derived_key)
+    else:
+        raise _invalid("challenge has no keySignature and the slow path is disabled")
+    if not (key_ok and derived_key.startswith(key_prefix)):
+        raise _invalid("wrong solution")
+    return Ticket(data=data, expires_at=expires_at, challenge_id=challenge_id)
+
+
+def _rederive(
+    params: dict[str, object], algorithm: str, counter: int, key_length: int, derived_key: str
+) -> bool:
+    """Slow path: re-run the KDF for the submitted counter; True if it yields ``derived_key``.
+
+    The caller also checks the prefix. Without that check any counter (say 0) with its honestly
+    derived key would pass with no search at all: the bug in altcha-lib JS ``verifySolution``.
+    """
+    if algorithm not in ALGORITHMS:
+        raise _invalid(f"algorithm {algorithm!r} is not supported")
+    nonce = params["nonce"]
+    salt = params["salt"]
+    cost = params["cost"]
+    memory_cost = params.get("memoryCost")
+    parallelism = params.get("parallelism")
+    if not (_is_hex(nonce, 2, _MAX_NONCE_HEX) and _is_hex(salt, 2, _MAX_NONCE_HEX)):
+        raise _invalid("nonce or salt is not hex")
+    assert type(nonce) is str and type(salt) is str
+    if len(nonce) % 2 or len(salt) % 2:
+        raise _invalid("nonce or salt has an odd number of hex digits")
+    if not _is_int(cost, 1, _MAX_INT):
+        raise _invalid("cost is not a positive integer")
+    for name, value in (("memoryCost", memory_cost), ("parallelism", parallelism)):
+        if value is not None and not _is_int(value, 1, _MAX_INT):
+            raise _invalid(f"{name} is not a positive integer")
+    assert type(cost) is int
+    assert memory_cost is None or type(memory_cost) is int
+    assert parallelism is None or type(parallelism) is int
+    try:
+        key = derive_key(
+            algorithm,
+            password(bytes.fromhex(nonce), counter),
+            bytes.fromhex(salt),
+            cost,
+            key_length,
+            memory_cost,
+            parallelism,
+        )
+    except (ValueError, OverflowError, MemoryError):
+        raise _invalid("cannot derive a key with these parameters") from None
+    return hmac.compare_digest(key.hex(), derived_key)
