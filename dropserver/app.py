@@ -7,6 +7,8 @@ from functools import partial
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from dropserver.appkeys import SERVICES
 from dropserver.batcher import ScriptBatcher
@@ -42,8 +44,13 @@ async def _services(
 ) -> AsyncIterator[None]:
     assert settings.redis.url is not None
     # Every script is safe to resend after a lost reply (each is idempotent or deduplicated by
-    # a request-chosen id), so redis-py's reconnect-and-retry on connection errors is kept.
-    redis = Redis.from_url(settings.redis.url, max_connections=64)
+    # a request-chosen id), so connection errors are retried: a Redis restart or failover costs
+    # a short pause, not failed purchases. (from_url sets no retry policy by default.)
+    redis = Redis.from_url(
+        settings.redis.url,
+        max_connections=64,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 6),
+    )
     scripts = load_all()
     batcher = ScriptBatcher(redis, max_batch=settings.redis.max_batch, metrics=metrics)
     await batcher.load(list(scripts.values()))
