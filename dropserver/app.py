@@ -52,7 +52,12 @@ async def _services(
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 6),
     )
     scripts = load_all()
-    batcher = ScriptBatcher(redis, max_batch=settings.redis.max_batch, metrics=metrics)
+    batcher = ScriptBatcher(
+        redis,
+        max_batch=settings.redis.max_batch,
+        pipelining=settings.redis.pipelining,
+        metrics=metrics,
+    )
     await batcher.load(list(scripts.values()))
     drops = DropStore(redis, batcher, scripts)
     sweeper = Sweeper(

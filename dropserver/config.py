@@ -40,6 +40,7 @@ class RedisSettings:
     data_dir: Path = Path("var/redis")
     appendfsync: str = "everysec"
     max_batch: int = 512
+    pipelining: bool = True  # false: one round trip per script call (for baselines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +220,7 @@ def _server(raw: Mapping[str, Any]) -> ServerSettings:
 
 def _redis(raw: Mapping[str, Any]) -> RedisSettings:
     where = "[redis]"
-    _no_unknown(where, raw, {"url", "data_dir", "appendfsync", "max_batch"})
+    _no_unknown(where, raw, {"url", "data_dir", "appendfsync", "max_batch", "pipelining"})
     url = _str(raw, where, "url", None)
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{where} url must start with redis://, rediss:// or unix://")
@@ -231,6 +232,7 @@ def _redis(raw: Mapping[str, Any]) -> RedisSettings:
         data_dir=Path(_str(raw, where, "data_dir", "var/redis") or "var/redis"),
         appendfsync=appendfsync,
         max_batch=_int(raw, where, "max_batch", 512, low=1, high=10_000),
+        pipelining=_bool(raw, where, "pipelining", True),
     )
 
 

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from aiohttp.typedefs import Middleware
 from redis.exceptions import RedisError
 
 from dropserver.errors import ApiError

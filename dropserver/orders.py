@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import orjson
@@ -11,6 +10,7 @@ from redis.asyncio import Redis
 from dropserver.batcher import ScriptBatcher
 from dropserver.drops import DROP_ID
 from dropserver.errors import ApiError, conflict, not_found
+from dropserver.ids import random_hex128
 from dropserver.keys import DropKeys, drop_keys
 from dropserver.scripts import Script
 from dropserver.timefmt import format_ms
@@ -19,7 +19,7 @@ from dropserver.timefmt import format_ms
 def new_order_id(drop_id: str) -> str:
     """128 random bits, prefixed by the drop so the order is found without a global index
     (which would break the one-hash-tag-per-drop rule on Redis Cluster)."""
-    return f"{drop_id}.{secrets.token_hex(16)}"
+    return f"{drop_id}.{random_hex128()}"
 
 
 def drop_of(order_id: str) -> str | None:
@@ -72,6 +72,7 @@ class OrderStore:
     async def page(self, drop_id: str, cursor: int, count: int) -> tuple[list[dict[str, Any]], int]:
         """One page of a drop's orders (HSCAN: bounded work per call, stable under writes)."""
         next_cursor, found = await self._redis.hscan(drop_keys(drop_id).orders, cursor, count=count)
+        assert isinstance(found, dict)
         return [orjson.loads(raw) for raw in found.values()], int(next_cursor)
 
     async def confirm(self, order_id: str) -> dict[str, Any]:
