@@ -1,0 +1,96 @@
+"""Configuration: TOML, environment overrides, CLI overrides, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dropserver.config import ConfigError, load_settings
+
+GOOD = """
+[server]
+port = 9000
+trusted_proxies = ["10.0.0.0/8"]
+[pow]
+secret = "0123456789abcdef0123"
+key_signature_secret = "fedcba9876543210fedc"
+[limits]
+person = { rate = 1.5, burst = 3 }
+[[platforms]]
+id = "acme"
+api_keys = ["acme-admin-key-0000000000000001"]
+identity_hs256_secret = "acme-identity-secret-0123456789-abcdef"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dropserver.toml"
+    path.write_text(text)
+    return path
+
+
+def test_reads_the_file(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, GOOD), env={})
+    assert settings.server.port == 9000
+    assert settings.redis.url is None  # embedded
+    assert settings.platforms["acme"].api_keys == ("acme-admin-key-0000000000000001",)
+    assert settings.limits.person is not None and settings.limits.person.burst == 3
+    assert settings.pow.secret == b"0123456789abcdef0123"
+    assert not settings.pow.generated_secrets
+
+
+def test_env_then_cli_override(tmp_path: Path) -> None:
+    env = {"DROPSERVER_SERVER_PORT": "9100", "DROPSERVER_REDIS_URL": "redis://h:1/0"}
+    settings = load_settings(write(tmp_path, GOOD), env=env)
+    assert settings.server.port == 9100
+    assert settings.redis.url == "redis://h:1/0"
+    settings = load_settings(
+        write(tmp_path, GOOD), env=env, overrides={"server": {"port": 9200, "host": None}}
+    )
+    assert settings.server.port == 9200
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (GOOD.replace("port = 9000", "prot = 9000"), "unknown key(s) prot"),
+        (GOOD.replace("port = 9000", 'port = "x"'), "port must be an integer"),
+        (GOOD.replace('["10.0.0.0/8"]', '["nonsense"]'), "trusted_proxies"),
+        (GOOD.replace("rate = 1.5", "rate = -1"), "[limits]"),
+        (GOOD.replace('"0123456789abcdef0123"', '"short"'), "at least 16"),
+        (GOOD.split("[[platforms]]")[0], "at least one [[platforms]]"),
+        (
+            GOOD.replace(
+                'identity_hs256_secret = "acme',
+                'identity_public_key = "x"\nidentity_hs256_secret = "acme',
+            ),
+            "exactly one",
+        ),
+        (GOOD.replace('["acme-admin-key-0000000000000001"]', '["short"]'), "at least 16"),
+        (GOOD + "[redis]\nurl = 'http://x'\n", "redis://"),
+        ("not toml [", "not valid TOML"),
+    ],
+)
+def test_errors_are_clear(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), env={})
+    assert needle in str(info.value)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(Path("/nonexistent/dropserver.toml"), env={})
+
+
+def test_missing_pow_secrets_are_generated_and_flagged(tmp_path: Path) -> None:
+    text = GOOD.replace('secret = "0123456789abcdef0123"\n', "")
+    settings = load_settings(write(tmp_path, text), env={})
+    assert settings.pow.generated_secrets
+    assert len(settings.pow.secret) == 32
+
+
+def test_the_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parent.parent / "dropserver.example.toml"
+    settings = load_settings(example, env={})
+    assert "acme" in settings.platforms
