@@ -1,0 +1,256 @@
+"""HTTP benchmark: dropserver's request paths against a bare aiohttp route, in one run.
+
+    .venv/bin/python bench/bench_http.py [--duration 10] [--connections 64] [--only NAME ...]
+
+Starts one redis-server (embedded), one bare aiohttp process and one dropserver process per
+variant (each a single process with uvloop and no access log), prepares the requests, then
+drives each target with wrk (Debian package ``wrk``) one after another. Prints a table and
+writes bench/results/http.json. Ratios are to the bare route measured in the same run; the
+load generator shares the machine's cores with the server, as the issue asks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dropserver.config import PlatformSettings  # noqa: E402
+from dropserver.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from dropserver.identity import mint_token  # noqa: E402
+from dropserver.timefmt import format_ms  # noqa: E402
+
+API_KEY = "bench-admin-key-000000000000001"
+SECRET = "bench-identity-secret-0123456789abcdef"
+POW_SECRET = "bench-pow-secret-0123456789abcdef"
+KEY_SIG_SECRET = "bench-keysig-secret-0123456789abcd"
+PLATFORM = PlatformSettings("bench", (API_KEY,), SECRET)
+PERSONS = 150_000  # one purchase each, as in a real drop (limit 1 per person)
+
+
+@dataclass
+class Target:
+    name: str
+    server: str  # which server variant answers it
+    lines: Callable[[str, int], Iterator[str]]  # (base url, count) -> request lines
+    note: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def server_config(tmp: Path, redis_url: str, port: int, **redis_extra: Any) -> Path:
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in redis_extra.items())
+    path = tmp / f"server-{port}.toml"
+    path.write_text(
+        f"""
+[server]
+port = {port}
+[redis]
+url = "{redis_url}"
+{extra}
+[pow]
+secret = "{POW_SECRET}"
+key_signature_secret = "{KEY_SIG_SECRET}"
+[[platforms]]
+id = "bench"
+api_keys = ["{API_KEY}"]
+identity_hs256_secret = "{SECRET}"
+"""
+    )
+    return path
+
+
+@contextmanager
+def process(args: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
+                break
+            except OSError as exc:
+                if getattr(exc, "code", None) == 404:  # the bare server has no /healthz
+                    break
+                if proc.poll() is not None:
+                    error = proc.stderr.read().decode() if proc.stderr else "died"
+                    raise RuntimeError(error) from exc
+                time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def admin(base: str, method: str, path: str, body: Any = None) -> Any:
+    request = urllib.request.Request(
+        base + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as resp:
+        return json.loads(resp.read())
+
+
+def create_drop(base: str, **overrides: Any) -> str:
+    body = {
+        "title": "bench",
+        "supply": 10_000_000,
+        "mode": "fcfs",
+        "opens_at": format_ms(int(time.time() * 1000) - 1000),
+        "hold_seconds": 300,
+        "pow": None,
+        **overrides,
+    }
+    drop_id: str = admin(base, "POST", "/v1/drops", body)["id"]
+    return drop_id
+
+
+_TOKENS: list[str] = []
+
+
+def tokens() -> list[str]:
+    if not _TOKENS:
+        _TOKENS.extend(
+            mint_token(PLATFORM, account=f"b{i}", person=f"b{i}") for i in range(PERSONS)
+        )
+    return _TOKENS
+
+
+def bare_lines(base: str, count: int) -> Iterator[str]:
+    yield "POST\t/bare\t\t{}"
+
+
+def purchase_lines(base: str, count: int) -> Iterator[str]:
+    drop_id = create_drop(base)
+    for token in tokens():
+        yield f"POST\t/v1/drops/{drop_id}/purchase\t{token}\t{{}}"
+
+
+TARGETS: list[Target] = [
+    Target("bare aiohttp route", "bare", bare_lines),
+    Target(
+        "purchase, one EVALSHA per request",
+        "naive",
+        purchase_lines,
+        "pipelining off: each request its own round trip",
+    ),
+    Target("purchase, shared round trips", "main", purchase_lines, "pipelining on (default)"),
+]
+
+
+def run_wrk(base: str, lines_file: Path, duration: int, connections: int) -> dict[str, Any]:
+    env = {**os.environ, "BENCH_REQUESTS": str(lines_file)}
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "requests.lua"),
+            base,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stats = dict(
+        re.findall(
+            r"(\w+)=([\d.]+)",
+            "\n".join(line for line in out.stdout.splitlines() if line.startswith("BENCH")),
+        )
+    )
+    return {k: float(v) for k, v in stats.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--only", nargs="*", help="run only targets whose name contains these")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    targets = [t for t in TARGETS if not args.only or any(o in t.name for o in args.only)]
+    if not any(t.server == "bare" for t in targets):
+        targets.insert(0, TARGETS[0])
+    python = sys.executable
+    dropserver = str(Path(python).parent / "dropserver")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-") as tmp_name,
+        EmbeddedRedis(Path(tmp_name) / "redis", appendfsync="everysec") as redis,
+    ):
+        tmp = Path(tmp_name)
+        ports = {name: free_port() for name in ("bare", "main", "naive")}
+        variants = {
+            "bare": [python, str(ROOT / "bench" / "bare_server.py"), str(ports["bare"])],
+            "main": [
+                dropserver,
+                "serve",
+                "--config",
+                str(server_config(tmp, redis.url, ports["main"])),
+            ],
+            "naive": [
+                dropserver,
+                "serve",
+                "--config",
+                str(server_config(tmp, redis.url, ports["naive"], pipelining=False)),
+            ],
+        }
+        for target in targets:
+            port = ports[target.server]
+            with process(variants[target.server], port):
+                base = f"http://127.0.0.1:{port}"
+                lines_file = tmp / f"{target.server}.lines"
+                lines_file.write_text("\n".join(target.lines(base, 0)) + "\n")
+                run_wrk(base, lines_file, 2, args.connections)  # warm-up (token cache, JIT-less)
+                target.result = run_wrk(base, lines_file, args.duration, args.connections)
+            print(f"  {target.name}: {target.result}", file=sys.stderr)
+    bare_rps = targets[0].result["rps"]
+    print(f"\n{'target':<42} {'req/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}")
+    rows = []
+    for t in targets:
+        r = t.result
+        ratio = r["rps"] / bare_rps
+        rows.append({"target": t.name, "note": t.note, "ratio_to_bare": round(ratio, 3), **r})
+        print(
+            f"{t.name:<42} {r['rps']:>9.0f} {ratio:>6.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
+        )
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "http.json").write_text(
+        json.dumps(
+            {
+                "duration_s": args.duration,
+                "connections": args.connections,
+                "rows": rows,
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
