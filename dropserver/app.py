@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -46,11 +46,14 @@ async def _services(
     # Every script is safe to resend after a lost reply (each is idempotent or deduplicated by
     # a request-chosen id), so connection errors are retried: a Redis restart or failover costs
     # a short pause, not failed purchases. (from_url sets no retry policy by default.)
-    redis = Redis.from_url(
+    # A blocking pool: under a surge a request waits for a connection instead of failing.
+    pool = BlockingConnectionPool.from_url(
         settings.redis.url,
         max_connections=64,
+        timeout=5,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 6),
     )
+    redis = Redis(connection_pool=pool)
     scripts = load_all()
     batcher = ScriptBatcher(
         redis,

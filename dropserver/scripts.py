@@ -23,6 +23,11 @@ class Script:
     source: bytes
     sha: str
 
+    @property
+    def sha_bulk(self) -> bytes:
+        """The SHA as a RESP bulk string, as the batcher sends it."""
+        return b"$40\r\n" + self.sha.encode() + b"\r\n"
+
 
 def _expand(source: str, seen: set[str], lua_dir: Path) -> str:
     def splice(match: re.Match[str]) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 
 
 def parse_rfc3339(text: str) -> int:
@@ -16,6 +17,17 @@ def parse_rfc3339(text: str) -> int:
 
 
 def format_ms(ms: int | None) -> str | None:
+    """``2026-11-21T20:00:00.123Z``. Every response carries a time or two, so the second's
+    prefix is cached: the last one asked for is almost always the next one asked for."""
     if not ms:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    global _last_second, _last_prefix
+    second, millis = divmod(ms, 1000)
+    if second != _last_second:
+        _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = second
+    return f"{_last_prefix}.{millis:03d}Z"
+
+
+_last_second = -1
+_last_prefix = ""

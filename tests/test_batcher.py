@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from dropserver.app import create_app
-from dropserver.batcher import ScriptBatcher
+from dropserver.batcher import ScriptBatcher, pack_evalsha
 from dropserver.config import PlatformSettings, RedisSettings, Settings, SweeperSettings
 from dropserver.embedded_redis import EmbeddedRedis
 from dropserver.metrics import Metrics
@@ -94,3 +94,12 @@ async def test_redis_restart_mid_drop_keeps_working(tmp_path: Path) -> None:
             assert ready.status == 200
     finally:
         server.stop()
+
+
+def test_pack_evalsha_is_resp() -> None:
+    script = load_script("close_drop")
+    packed = pack_evalsha(script, ["k1", "{drop:é}"], [5, b"\x00bin", "text"])
+    expected = [b"EVALSHA", script.sha.encode(), b"2", b"k1", "{drop:é}".encode(), b"5",
+                b"\x00bin", b"text"]  # fmt: skip
+    resp = b"*8\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in expected)
+    assert packed == resp
