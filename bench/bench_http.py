@@ -82,8 +82,9 @@ identity_hs256_secret = "{SECRET}"
 @contextmanager
 def process(args: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
     # Logs go to a file: a full pipe would block the server mid-benchmark.
-    log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+    log_path = Path(tempfile.mkstemp(prefix="bench-server-", suffix=".log")[1])
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -94,7 +95,7 @@ def process(args: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
                 if getattr(exc, "code", None) == 404:  # the bare server has no /healthz
                     break
                 if proc.poll() is not None:
-                    raise RuntimeError(Path(log.name).read_text()[-2000:]) from exc
+                    raise RuntimeError(log_path.read_text()[-2000:]) from exc
                 time.sleep(0.1)
         yield proc
     finally:

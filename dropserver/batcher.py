@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dropserver.metrics import Metrics
 from dropserver.scripts import Script
@@ -170,7 +171,7 @@ class ScriptBatcher:
                         except ResponseError as exc:  # this call's error; the stream is in sync
                             replies.append(exc)
                 return replies
-            except (ConnectionError, TimeoutError, OSError, asyncio.TimeoutError):
+            except (ConnectionError, RedisTimeoutError, OSError):  # OSError: TimeoutError too
                 await connection.disconnect()
                 if attempt == _CONNECTION_ATTEMPTS - 1:
                     raise
