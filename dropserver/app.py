@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -14,10 +15,12 @@ from dropserver.appkeys import SERVICES
 from dropserver.batcher import ScriptBatcher
 from dropserver.config import Settings
 from dropserver.drop_store import DropStore
+from dropserver.gate import Gate
 from dropserver.identity import BuyerVerifier, PlatformAuthenticator
 from dropserver.metrics import Metrics
 from dropserver.middleware import make_middleware
 from dropserver.orders import OrderStore
+from dropserver.pow import PreDerivationPool
 from dropserver.scripts import load_all
 from dropserver.services import Services
 from dropserver.sweeper import Sweeper, running
@@ -47,13 +50,13 @@ async def _services(
     # a request-chosen id), so connection errors are retried: a Redis restart or failover costs
     # a short pause, not failed purchases. (from_url sets no retry policy by default.)
     # A blocking pool: under a surge a request waits for a connection instead of failing.
-    pool = BlockingConnectionPool.from_url(
+    connections = BlockingConnectionPool.from_url(
         settings.redis.url,
         max_connections=64,
         timeout=5,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 6),
     )
-    redis = Redis(connection_pool=pool)
+    redis = Redis(connection_pool=connections)
     scripts = load_all()
     batcher = ScriptBatcher(
         redis,
@@ -63,6 +66,11 @@ async def _services(
     )
     await batcher.load(list(scripts.values()))
     drops = DropStore(redis, batcher, scripts)
+    pow_pool = PreDerivationPool(
+        workers=settings.pow.workers,
+        target=settings.pow.pool_target,
+        low_water=settings.pow.pool_target // 4,
+    )
     sweeper = Sweeper(
         redis,
         batcher,
@@ -83,6 +91,7 @@ async def _services(
         platforms=PlatformAuthenticator(settings.platforms),
         metrics=metrics,
         sweeper=sweeper,
+        gate=Gate(settings, pow_pool, metrics),
     )
     app[SERVICES] = services
     try:
@@ -92,5 +101,6 @@ async def _services(
         else:
             yield
     finally:
+        await asyncio.to_thread(pow_pool.close)
         await batcher.close()
         await redis.aclose()

@@ -43,12 +43,23 @@ class RedisSettings:
     pipelining: bool = True  # false: one round trip per script call (for baselines)
 
 
+def _random_secret() -> bytes:
+    return secrets.token_bytes(32)
+
+
 @dataclass(frozen=True, slots=True)
 class PowSettings:
-    secret: bytes = b""
-    key_signature_secret: bytes = b""
+    # Random unless configured: fine for one process, wrong for several (see the CLI warning).
+    secret: bytes = field(default_factory=_random_secret)
+    key_signature_secret: bytes = field(default_factory=_random_secret)
     ttl_seconds: int = 300
     workers: int = 2
+    pool_target: int = 256  # pre-derived challenges kept ready per difficulty level
+    # Adaptive difficulty: each threshold reached (identified requests/s for the whole drop,
+    # or from one IP prefix) doubles the work of a challenge, up to max_level doublings.
+    demand_levels: tuple[float, ...] = (500.0, 2000.0, 8000.0)
+    ip_levels: tuple[float, ...] = (10.0, 40.0, 160.0)
+    demand_window_seconds: float = 5.0
     generated_secrets: bool = False
 
 
@@ -120,7 +131,14 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     _no_unknown("config", raw, _TOP_LEVEL)
     platforms = _platforms(raw.get("platforms", []))
     pow_raw = _table(raw, "pow")
-    _no_unknown("[pow]", pow_raw, {"secret", "key_signature_secret", "ttl_seconds", "workers"})
+    _no_unknown(
+        "[pow]",
+        pow_raw,
+        {
+            "secret", "key_signature_secret", "ttl_seconds", "workers", "pool_target",
+            "demand_levels", "ip_levels", "demand_window_seconds",
+        },
+    )  # fmt: skip
     generated = "secret" not in pow_raw or "key_signature_secret" not in pow_raw
     try:
         limits = RateLimits.from_json(_table(raw, "limits"))
@@ -135,6 +153,10 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
             key_signature_secret=_secret(pow_raw, "key_signature_secret"),
             ttl_seconds=_int(pow_raw, "[pow]", "ttl_seconds", 300, low=10, high=3600),
             workers=_int(pow_raw, "[pow]", "workers", 2, low=1, high=64),
+            pool_target=_int(pow_raw, "[pow]", "pool_target", 256, low=1, high=100_000),
+            demand_levels=_levels(pow_raw, "demand_levels", (500.0, 2000.0, 8000.0)),
+            ip_levels=_levels(pow_raw, "ip_levels", (10.0, 40.0, 160.0)),
+            demand_window_seconds=_float(pow_raw, "[pow]", "demand_window_seconds", 5.0, low=0.1),
             generated_secrets=generated,
         ),
         sweeper=_sweeper(_table(raw, "sweeper")),
@@ -183,12 +205,24 @@ def _bool(raw: Mapping[str, Any], where: str, key: str, default: bool) -> bool:
     return value
 
 
+def _levels(raw: Mapping[str, Any], key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    value = raw.get(key, list(default))
+    if (
+        not isinstance(value, list)
+        or len(value) > 8
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
+        or value != sorted(value)
+    ):
+        raise ConfigError(f"[pow] {key} must be an ascending list of at most 8 positive numbers")
+    return tuple(float(v) for v in value)
+
+
 def _secret(raw: Mapping[str, Any], key: str) -> bytes:
     value = _str(raw, "[pow]", key, None)
     if value is None:
         # One process can live with a random secret; several behind a load balancer cannot
         # (a challenge signed by one would fail on another). The CLI warns about it.
-        return secrets.token_bytes(32)
+        return _random_secret()
     if len(value) < 16:
         raise ConfigError(f"[pow] {key} must be at least 16 characters")
     return value.encode()

@@ -5,21 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dropserver.drops import Drop
 from dropserver.errors import ApiError, conflict, not_found
+from dropserver.gate import Origin
 from dropserver.identity import Buyer
 from dropserver.keys import DropKeys
 from dropserver.orders import new_order_id
+from dropserver.pow import Ticket
 from dropserver.services import Services
 from dropserver.timefmt import format_ms
 
-# Reply codes of lua/purchase.lua, by outcome label (also the metric label).
-OK, NOT_OPEN, CLOSED, SOLD_OUT, LIMIT_REACHED = 0, 1, 2, 3, 4
+# Reply codes of lua/purchase.lua (and of the other gate scripts), by outcome label, which is
+# also the metric label.
+OK, NOT_OPEN, CLOSED, SOLD_OUT, LIMIT_REACHED, POW_REPLAYED, RATE_LIMITED = 0, 1, 2, 3, 4, 5, 6
 IDEMPOTENCY_MISMATCH, NO_DROP = 7, 8
 OUTCOMES = {
     NOT_OPEN: "not_open",
     CLOSED: "closed",
     SOLD_OUT: "sold_out",
     LIMIT_REACHED: "limit_reached",
+    POW_REPLAYED: "pow_replayed",
+    RATE_LIMITED: "rate_limited",
     IDEMPOTENCY_MISMATCH: "idempotency_mismatch",
     NO_DROP: "not_found",
 }
@@ -43,16 +49,18 @@ class Allocation:
 
 async def purchase(
     services: Services,
-    drop_id: str,
+    drop: Drop,
     keys: DropKeys,
     buyer: Buyer,
+    origin: Origin,
+    ticket: Ticket | None,
     *,
     idempotency_key: str,
     fingerprint: str,
 ) -> Allocation:
-    script = services.scripts["purchase"]
+    limiter_keys, limiter_args = services.gate.limiters(drop, keys, buyer, origin)
     reply = await services.batcher.run(
-        script,
+        services.scripts["purchase"],
         [
             keys.meta,
             keys.counts,
@@ -63,23 +71,30 @@ async def purchase(
             keys.idempotency,
             keys.events,
             keys.person_orders,
+            keys.pow_ticket(ticket.challenge_id if ticket else "-"),
+            *limiter_keys,
         ],
         [
             buyer.person,
             buyer.account,
-            new_order_id(drop_id),
+            new_order_id(drop.id),
             f"{buyer.person}:{idempotency_key}" if idempotency_key else "",
             fingerprint,
+            ticket.expires_at * 1000 if ticket else 0,
+            *limiter_args,
         ],
     )
     code = reply[0]
     metrics = services.metrics
+    if ticket is not None and code != RATE_LIMITED:
+        services.gate.count_verification(drop.id, "pow_replayed" if code == POW_REPLAYED else "ok")
     if code == OK:
         status = reply[2].decode()
-        metrics.child(metrics.purchases, drop_id, status).inc()  # type: ignore[attr-defined]
+        metrics.child(metrics.purchases, drop.id, status).inc()  # type: ignore[attr-defined]
         return Allocation(reply[4].decode(), int(reply[1]), status, int(reply[3]))
-    outcome = OUTCOMES.get(code, "error")
-    metrics.child(metrics.purchases, drop_id, outcome).inc()  # type: ignore[attr-defined]
+    metrics.child(metrics.purchases, drop.id, OUTCOMES.get(code, "error")).inc()  # type: ignore[attr-defined]
+    if code == RATE_LIMITED:
+        raise services.gate.rate_limited(drop.id, reply)
     raise refusal(code, reply)
 
 
@@ -95,6 +110,8 @@ def refusal(code: int, reply: list[Any]) -> ApiError:
         return conflict("sold_out", "no units are left")
     if code == LIMIT_REACHED:
         return conflict("limit_reached", f"at most {int(reply[1])} per person")
+    if code == POW_REPLAYED:
+        return ApiError(403, "pow_replayed", "this proof-of-work payload was used before")
     if code == IDEMPOTENCY_MISMATCH:
         return ApiError(
             422,

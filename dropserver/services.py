@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from dropserver.batcher import ScriptBatcher
 from dropserver.config import Settings
 from dropserver.drop_store import DropStore
+from dropserver.gate import Gate
 from dropserver.identity import BuyerVerifier, PlatformAuthenticator
 from dropserver.metrics import Metrics
 from dropserver.orders import OrderStore
@@ -28,3 +29,4 @@ class Services:
     platforms: PlatformAuthenticator
     metrics: Metrics
     sweeper: Sweeper
+    gate: Gate

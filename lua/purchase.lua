@@ -1,7 +1,9 @@
 --[[
   FCFS purchase: every check and every write of one purchase attempt, atomically, in one round
-  trip. Reads and decides first; writes only once the outcome is known, so a refusal leaves
-  nothing behind but its counter.
+  trip: rate limits (person, IP prefix, device), the single-use proof-of-work ticket, the drop's
+  window, the per-person limit and the stock. Reads and decides first; writes only once the
+  outcome is known. A rate-limited attempt writes nothing (the same ticket may be retried after
+  Retry-After); any other attempt is charged to the limiters and consumes its ticket.
   Input:
     KEYS[1] meta      hash: drop configuration (supply, opens_at, closes_at, closed_at, ...)
     KEYS[2] counts    hash: next_serial, held, confirmed, rej:<reason>
@@ -12,26 +14,37 @@
     KEYS[7] idem      hash: "<pid>:<idempotency key>" -> {fingerprint, reply}
     KEYS[8] events    stream: the drop's events
     KEYS[9] porders   hash: pid -> space-separated order ids
+    KEYS[10] ticket   string: marks the PoW challenge id as used (any key of the drop when
+                      the drop has no PoW)
+    KEYS[11] rl person  KEYS[12] rl ip  KEYS[13] rl device   GCRA limiter keys
     ARGV[1] pid        person id (limits count per person)
     ARGV[2] sub        account id
     ARGV[3] order_id   fresh random id for a new order; a retry after a lost reply sends the
                        same one and gets the same order back
     ARGV[4] idem       "<pid>:<Idempotency-Key>" or "" when the request has none
     ARGV[5] fingerprint  hash of the request body, to refuse a key reused for another request
+    ARGV[6] ticket expiry, ms since the epoch; 0 when the drop has no PoW
+    ARGV[7..15] three limiter triples (emission_us, burst, quantity) for KEYS[11..13];
+                (0, 0, 0) switches one off (see include/gcra.lua)
   Output (first element is the code):
     {0, serial, status, expires_at_ms, order_id}  allocated ("held" or "confirmed")
     {1, opens_at_ms}   not_open
     {2}                closed
     {3}                sold_out
     {4, limit}         limit_reached
+    {5}                pow_replayed: the ticket was used before
+    {6, index, limit, remaining, retry_after_ms, reset_after_ms}  rate limited (index 1..3:
+                       person, ip, device); nothing written, not stored for idempotency
     {7}                idempotency key reused with another request
     {8}                no such drop
-  A reply other than {8} and {7} is stored under the idempotency key and returned to retries.
+  A reply other than {6}, {7} and {8} is stored under the idempotency key and returned to
+  retries.
 ]]
---- @include "clock"
+--- @include "gcra"
 local K_META, K_COUNTS, K_FREE, K_PERSONS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_ORDERS, K_HOLDS, K_IDEM, K_EVENTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_PORDERS = KEYS[9]
+local K_PORDERS, K_TICKET = KEYS[9], KEYS[10]
+local ticket_expiry = tonumber(ARGV[6])
 local pid, sub, order_id, idem, fingerprint = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 -- A retry: the first answer, unchanged.
@@ -59,9 +72,34 @@ end
 local drop_id, supply, opens_at = meta[1], tonumber(meta[2]), tonumber(meta[3])
 local closes_at, closed_at = tonumber(meta[4]), meta[5]
 local limit, hold_ms = tonumber(meta[6]), tonumber(meta[7])
-local now = now_ms()
+local now_us = gcra_now_us()
+local now = math.floor(now_us / 1000)
+
+local limiters, err = gcra_check_all(KEYS, 11, ARGV, 7, 3, now_us)
+if limiters == nil then
+  return redis.error_reply(err)
+end
+local verdict = gcra_verdict(limiters)
+if verdict[1] == 1 then
+  return {6, verdict[2], verdict[3], verdict[4], verdict[5], verdict[6]}
+end
+if ticket_expiry > 0 and redis.call('EXISTS', K_TICKET) == 1 then
+  -- A replay is an attempt too: charged, so replaying costs a bot its rate like anything else.
+  gcra_commit_all(KEYS, 11, limiters)
+  redis.call('HINCRBY', K_COUNTS, 'rej:pow_replayed', 1)
+  return {5}
+end
+
+-- From here on the attempt counts: it is charged and its ticket is spent, whatever the outcome.
+local function charge()
+  gcra_commit_all(KEYS, 11, limiters)
+  if ticket_expiry > 0 then
+    redis.call('SET', K_TICKET, 1, 'PX', math.max(ticket_expiry - now, 1000))
+  end
+end
 
 local function finish(reply, reason)
+  charge()
   if reason then
     redis.call('HINCRBY', K_COUNTS, 'rej:' .. reason, 1)
   end

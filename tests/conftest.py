@@ -34,11 +34,23 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 from dropserver.app import create_app  # noqa: E402
 from dropserver.config import (  # noqa: E402
     PlatformSettings,
+    PowSettings,
     RedisSettings,
     Settings,
     SweeperSettings,
 )
 from tests.helpers import ADMIN_KEY, OTHER_ADMIN_KEY, OTHER_SECRET, SECRET  # noqa: E402
+
+# Known secrets, so tests can also forge what an attacker would; low demand thresholds and a
+# short window, so adaptive difficulty can be driven by a test in well under a second.
+POW_SETTINGS = PowSettings(
+    secret=b"test-pow-secret-0123456789abcdef",
+    key_signature_secret=b"test-keysig-secret-0123456789abc",
+    pool_target=8,
+    demand_levels=(40.0, 80.0),
+    ip_levels=(1000.0,),
+    demand_window_seconds=0.5,
+)
 
 
 @pytest.fixture
@@ -50,6 +62,7 @@ def settings(redis_server: EmbeddedRedis) -> Settings:
         },
         redis=RedisSettings(url=redis_server.url),
         sweeper=SweeperSettings(interval_seconds=0.05),
+        pow=POW_SETTINGS,
     )
 
 

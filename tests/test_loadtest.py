@@ -3,6 +3,8 @@ end-to-end run of the quick ``unprotected`` scenario against a real server (abou
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import json
 import math
 import subprocess
@@ -234,6 +236,13 @@ def test_verdict_flags_extra_account_wins_even_with_a_ratio_near_1() -> None:
     assert verdict(f, "fair")[:1] == ("unfair: extra-account wins",)
 
 
+def test_verdict_is_inconclusive_when_nothing_was_allocated() -> None:
+    f = assess([], humans=HUMANS, bots=BOTS, supply=20, stats=stats(remaining=20), seed=1)
+    label, _, met = verdict(f, "fair")
+    assert label == "inconclusive: nothing allocated"
+    assert met is False
+
+
 def test_verdict_oversold_wins_over_everything() -> None:
     orders = won([1] * 16 + [0] * 24, [1] * 4 + [0] * 6)
     f = assess(orders, humans=HUMANS, bots=BOTS, supply=19, stats=stats(confirmed=20), seed=1)
@@ -368,6 +377,17 @@ def test_tally_merges_across_processes_and_groups_by_class() -> None:
     assert master.latency_ms["step-1"] == {12: 1}
 
 
+def test_server_errors_by_class() -> None:
+    from loadtest.tally import server_errors
+
+    tally = Tally()
+    tally.add("bot", "purchase", "503 unavailable", 4)
+    tally.add("bot", "purchase", "0 connection_error")
+    tally.add("human", "purchase", "409 sold_out", 7)
+    tally.add("human", "challenge", "500")
+    assert server_errors(tally.counts) == {"bot": 5, "human": 1}
+
+
 def test_latency_buckets_and_percentiles() -> None:
     assert [bucket_ms(v) for v in (0.4, 42.6, 123, 1234, 98765)] == [0, 43, 120, 1200, 99000]
     hist = {10: 98, 500: 1, 900: 1}
@@ -427,9 +447,99 @@ def test_table_rows() -> None:
     assert "(expected fair: met)" in table
 
 
+# --- solving -------------------------------------------------------------------------------------
+
+
+def issued(counter_max: int = 100) -> dict[str, Any]:
+    from dropserver.pow import Difficulty, binding_data, issue_challenge, pre_derive
+
+    return issue_challenge(
+        pre_derive(Difficulty(cost=scenarios.SIM_POW["cost"], counter_max=counter_max)),
+        hmac_secret=b"h" * 32,
+        key_signature_secret=b"k" * 32,
+        expires_at=2_000_000_000,
+        data=binding_data(drop_id="d", pid="human-1", action="purchase", ip_prefix="10.0.0.0/24"),
+    )
+
+
+def verified(text: str) -> Any:
+    from dropserver.pow import verify_payload
+
+    return verify_payload(
+        text, hmac_secret=b"h" * 32, key_signature_secret=b"k" * 32, now=1_900_000_000
+    )
+
+
+def test_a_humans_payload_is_genuine_and_reports_the_browsers_time() -> None:
+    from loadtest.solving import solve_as_browser
+
+    challenge = issued()
+    solved = solve_as_browser(challenge, "phone", PowModel(), 100)
+    assert solved is not None
+    assert verified(solved.payload).data["pid"] == "human-1"
+    assert 50 <= solved.counter <= 100  # deterministic mode: counter in [max/2, max]
+    assert solved.browser_seconds == pytest.approx(9.5 * solved.counter * 100 / 7500)
+    assert solved.cpu_seconds < 1.0
+    sent = json.loads(base64.b64decode(solved.payload))
+    assert sent["solution"]["time"] == pytest.approx(solved.browser_seconds * 1000, abs=0.1)
+
+
+def test_a_bots_payload_is_genuine_and_costs_no_sleep() -> None:
+    from loadtest.solving import solve_native
+
+    solved = solve_native(issued())
+    assert solved is not None
+    assert solved.browser_seconds == 0.0
+    verified(solved.payload)
+
+
+# --- throughput figures -------------------------------------------------------------------------
+
+
+def test_step_figures_and_peak() -> None:
+    from loadtest import capacity
+
+    tally = Tally()
+    tally.mark("step0", 1000.0)
+    tally.mark("step1", 1010.0)
+    tally.mark("end", 1020.0)
+    for second in range(1000, 1020):
+        fast = second < 1010
+        tally.add("buyer", f"s{second}", "201 held", 100 if fast else 150)
+        for _ in range(10):
+            tally.latency(f"s{second}", 5 if fast else 40)
+    tally.add("buyer", "s1015", "0 connection_error", 30)
+    tally.add("buyer", "s1000", "201 held", 999)  # warm-up second: ignored
+    figures = capacity.step_figures(tally, [4, 8], warmup_s=2.0)
+    assert [f.seconds for f in figures] == [8, 8]
+    assert [f.rate_per_s for f in figures] == [100.0, 150.0]
+    assert figures[1].errors == 30
+    assert figures[1].error_rate == pytest.approx(30 / 1230, abs=1e-4)
+    assert (figures[0].p99_ms, figures[1].p99_ms) == (5.0, 40.0)
+    assert capacity.peak(figures, max_error_rate=0.05, p99_slo_ms=None) == figures[1]
+    assert capacity.peak(figures, max_error_rate=0.01, p99_slo_ms=None) == figures[0]
+    assert capacity.peak(figures, max_error_rate=0.05, p99_slo_ms=20) == figures[0]
+    assert capacity.client_purchases(tally.counts) == 100 * 10 + 150 * 10 + 999
+    assert capacity.still_rising(figures, figures[1])
+    assert not capacity.still_rising(figures, figures[0])
+
+
+def test_ci_check_problems() -> None:
+    from loadtest.ci_check import problems
+
+    fair = fake_report("lottery", "x", exact_test_p=1.0)
+    assert problems([fair, fake_report("unprotected", "x")]) == []
+    skewed = {**fair, "win_rate_ratio_ci95": [1.2, "inf"]}
+    assert problems([skewed])[0].startswith("lottery: the ratio's 95% interval")
+    assert problems([{**fair, "oversold": 2}]) == ["lottery: oversold 2 unit(s)"]
+
+
 # --- end to end -----------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("locust") is None, reason="needs the load extra (locust)"
+)
 def test_quick_unprotected_rehearsal_against_a_real_server(tmp_path: Path) -> None:
     """The whole pipeline: server, Locust crowd, confirmation, report (about 25 s)."""
     out = tmp_path / "unprotected.json"

@@ -15,6 +15,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/v1/drops/{id}/close", admin.close_drop)
     r.add_get("/v1/drops/{id}/stats", admin.drop_stats)
     r.add_get("/v1/drops/{id}/orders", admin.list_orders)
+    r.add_get("/v1/drops/{id}/challenge", buyer.challenge)
+    r.add_post("/v1/drops/{id}/challenge", buyer.challenge)
     r.add_post("/v1/drops/{id}/purchase", buyer.purchase)
     r.add_get("/v1/drops/{id}/me", buyer.me)
     r.add_get("/v1/orders/{order_id}", buyer.get_order)

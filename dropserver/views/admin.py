@@ -67,6 +67,7 @@ async def create_drop(request: web.Request) -> web.Response:
         ):
             return json_response(admin_view(*existing), 201)
         raise conflict("already_exists", f"a drop with id {drop.id!r} exists")
+    services.gate.prepare(created)
     fresh = await services.drops.fresh(created.id)
     assert fresh is not None
     return json_response(admin_view(*fresh), 201)

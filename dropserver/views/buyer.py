@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -70,18 +71,58 @@ async def purchase(request: web.Request) -> web.Response:
     admit_buyer(drop, buyer)
     if drop.mode != "fcfs":
         raise conflict("wrong_mode", "this is a lottery drop: enter it at /entries")
+    refuse_before_open(drop)
+    origin = services.gate.origin(request)
     raw = await read_body(request)
     body = parse_object(raw, allow_empty=True)
     only_fields(body, {"pow"})
+    ticket = services.gate.verify(drop, body, buyer, origin)
     allocation = await purchasing.purchase(
         services,
-        drop.id,
+        drop,
         keys,
         buyer,
+        origin,
+        ticket,
         idempotency_key=idempotency_key(request),
         fingerprint=fingerprint(raw),
     )
     return json_response(allocation.to_json(), 201)
+
+
+def refuse_before_open(drop: Drop) -> None:
+    """425 before the opening, by this process's clock, before any work is spent on the
+    request. Only a shortcut: the scripts decide by the Redis clock."""
+    if time.time() * 1000 < drop.opens_at:
+        raise purchasing.refusal(purchasing.NOT_OPEN, [purchasing.NOT_OPEN, drop.opens_at])
+
+
+async def challenge(request: web.Request) -> web.Response:
+    """A proof-of-work challenge bound to this drop, person, action and IP prefix."""
+    services = request.app[SERVICES]
+    buyer = buyer_of(request, services)
+    drop, keys = await drop_or_404(services, request.match_info["id"])
+    admit_buyer(drop, buyer)
+    if drop.pow is None:
+        raise conflict("pow_disabled", "this drop takes no proof of work: send {} instead")
+    refuse_before_open(drop)
+    origin = services.gate.origin(request)
+    limiter_keys, limiter_args = services.gate.limiters(drop, keys, buyer, origin)
+    reply = await services.batcher.run(
+        services.scripts["challenge"],
+        [keys.meta, keys.demand, *limiter_keys],
+        [*limiter_args, *services.gate.challenge_args(origin)],
+    )
+    code = reply[0]
+    if code == purchasing.RATE_LIMITED:
+        raise services.gate.rate_limited(drop.id, reply)
+    if code != purchasing.OK:
+        raise purchasing.refusal(code, reply)
+    challenge_body = await services.gate.issue(drop, buyer, origin, int(reply[1]))
+    return json_response(challenge_body, headers=_NO_STORE)
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def me(request: web.Request) -> web.Response:

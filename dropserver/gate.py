@@ -1,0 +1,192 @@
+"""The anti-bot gate in front of every purchase and entry.
+
+- Proof of work: a challenge is only issued once the drop is open, bound to drop, person,
+  action and IP prefix, signed (no KDF on the request path: the pool pre-derives), and its id
+  is consumed in the same Lua script as the purchase or entry, so a payload works once.
+- Rate limits per person, IP prefix and device: GCRA, charged inside the same script.
+- Adaptive difficulty: the challenge script measures live demand of identified persons; each
+  level reached doubles the work of the challenges issued.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+
+from dropserver.clientip import client_ip
+from dropserver.config import Settings
+from dropserver.drops import Drop
+from dropserver.errors import ApiError, forbidden, invalid
+from dropserver.identity import Buyer
+from dropserver.keys import DropKeys
+from dropserver.metrics import Metrics
+from dropserver.pow import (
+    Difficulty,
+    PowError,
+    PreDerivationPool,
+    Ticket,
+    binding_data,
+    check_binding,
+    issue_challenge,
+    verify_payload,
+)
+from dropserver.ratelimit import KINDS, RateLimitResult, ip_prefix, limiter_args
+
+DEVICE_HEADER = "X-Device-Id"
+MAX_LEVEL_FACTOR = 1 << 6  # adaptive difficulty never multiplies the work by more than 64
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request comes from, as far as the limits are concerned."""
+
+    ip_prefix: str
+    device: str | None
+
+
+def action_of(drop: Drop) -> str:
+    return "enter" if drop.mode == "lottery" else "buy"
+
+
+class Gate:
+    def __init__(self, settings: Settings, pool: PreDerivationPool, metrics: Metrics) -> None:
+        self._settings = settings
+        self._pow = settings.pow
+        self._pool = pool
+        self._metrics = metrics
+        self._drop_thresholds = ",".join(f"{v:g}" for v in self._pow.demand_levels)
+        self._ip_thresholds = ",".join(f"{v:g}" for v in self._pow.ip_levels)
+        self._window_us = str(int(self._pow.demand_window_seconds * 1_000_000))
+
+    # --- where a request comes from -------------------------------------------------------
+
+    def origin(self, request: web.Request) -> Origin:
+        try:
+            prefix = ip_prefix(client_ip(request, self._settings.server.trusted_proxies))
+        except ValueError:
+            prefix = "unknown"
+        device = request.headers.get(DEVICE_HEADER)
+        if device is not None and (
+            not 1 <= len(device) <= 128 or any(not 0x21 <= ord(c) <= 0x7E for c in device)
+        ):
+            raise invalid(f"{DEVICE_HEADER} must be 1 to 128 visible ASCII characters")
+        return Origin(prefix, device)
+
+    # --- rate limits -----------------------------------------------------------------------
+
+    def limiters(
+        self, drop: Drop, keys: DropKeys, buyer: Buyer, origin: Origin
+    ) -> tuple[list[str], list[str | int]]:
+        """The three limiter keys (person, ip, device) and their ARGV triples; a kind with no
+        limit, or a device limit without a device id, is switched off with (0, 0, 0)."""
+        limits = drop.rate_limits.merge(self._settings.limits)
+        values = {"person": buyer.person, "ip": origin.ip_prefix, "device": origin.device}
+        key_list: list[str] = []
+        args: list[str | int] = []
+        for kind in KINDS:
+            value = values[kind]
+            limit = limits.get(kind) if value else None
+            key_list.append(keys.limiter(kind, value or "-"))
+            args.extend(limiter_args(limit))
+        return key_list, args
+
+    def rate_limited(self, drop_id: str, reply: list[Any]) -> ApiError:
+        """The 429 for a rate-limited reply ``{6, index, limit, remaining, retry, reset}``."""
+        result = RateLimitResult.from_reply([1, *reply[1:]])
+        kind = KINDS[int(reply[1]) - 1] if 1 <= int(reply[1]) <= 3 else "unknown"
+        self._metrics.child(self._metrics.ratelimit_rejections, drop_id, kind).inc()  # type: ignore[attr-defined]
+        retry = result.retry_after_seconds()
+        message = (
+            f"too many requests ({kind} limit); retry after {retry} s"
+            if retry is not None
+            else f"this request exceeds the {kind} limit's burst and can never pass"
+        )
+        return ApiError(
+            429, "rate_limited", message, headers=result.headers(), extra={"kind": kind}
+        )
+
+    # --- proof of work ---------------------------------------------------------------------
+
+    def difficulty(self, drop: Drop, level: int) -> Difficulty:
+        assert drop.pow is not None
+        base = drop.pow.difficulty
+        if not drop.pow.adaptive or level <= 0:
+            return base
+        factor = min(1 << level, MAX_LEVEL_FACTOR)
+        # Doubling counter_max doubles the expected work (the secret counter lies in
+        # [counter_max/2, counter_max]) without touching the KDF cost a phone must afford.
+        return replace(base, counter_max=min(base.counter_max * factor, 10_000_000))
+
+    def challenge_args(self, origin: Origin) -> list[str | int]:
+        return [origin.ip_prefix, self._window_us, self._drop_thresholds, self._ip_thresholds]
+
+    def prepare(self, drop: Drop) -> None:
+        """Start pre-deriving a drop's base level (at creation, long before its opening)."""
+        if drop.pow is not None:
+            self._pool.ensure(drop.pow.difficulty)
+
+    async def issue(self, drop: Drop, buyer: Buyer, origin: Origin, level: int) -> dict[str, Any]:
+        difficulty = self.difficulty(drop, level)
+        self._pool.ensure(difficulty)  # after a restart, or a level first reached
+        pre = await self._pool.take_async(difficulty)
+        if drop.pow is not None and drop.pow.adaptive:
+            # The next level up is likely next: have some ready before it is asked for.
+            self._pool.ensure(self.difficulty(drop, level + 1))
+        challenge = issue_challenge(
+            pre,
+            hmac_secret=self._pow.secret,
+            key_signature_secret=self._pow.key_signature_secret,
+            expires_at=int(time.time()) + self._pow.ttl_seconds,
+            data=binding_data(
+                drop_id=drop.id,
+                pid=buyer.person,
+                action=action_of(drop),
+                ip_prefix=origin.ip_prefix,
+            ),
+        )
+        m = self._metrics
+        m.child(m.pow_issued, drop.id).inc()  # type: ignore[attr-defined]
+        m.child(m.pow_difficulty, drop.id).set(difficulty.counter_max)  # type: ignore[attr-defined]
+        m.child(m.pow_pool_stock, difficulty.algorithm).set(self._pool.stock(difficulty))  # type: ignore[attr-defined]
+        return challenge
+
+    def verify(
+        self, drop: Drop, body: dict[str, Any], buyer: Buyer, origin: Origin
+    ) -> Ticket | None:
+        """The ticket of a purchase or entry body, or None for a drop without proof of work.
+
+        Signature, expiry and binding are checked here, in pure CPU; the ticket's single use
+        is enforced by the Lua script that consumes it.
+        """
+        if drop.pow is None:
+            return None
+        payload = body.get("pow")
+        try:
+            if not isinstance(payload, str):
+                raise PowError(
+                    "pow_invalid", "a proof-of-work payload (body field pow) is required"
+                )
+            ticket = verify_payload(
+                payload,
+                hmac_secret=self._pow.secret,
+                key_signature_secret=self._pow.key_signature_secret,
+                now=time.time(),
+                allow_slow_path=False,
+            )
+            check_binding(
+                ticket,
+                drop_id=drop.id,
+                pid=buyer.person,
+                action=action_of(drop),
+                ip_prefix=origin.ip_prefix,
+            )
+        except PowError as exc:
+            self.count_verification(drop.id, exc.code)
+            raise forbidden(exc.code, exc.message) from exc
+        return ticket
+
+    def count_verification(self, drop_id: str, outcome: str) -> None:
+        self._metrics.child(self._metrics.pow_verifications, drop_id, outcome).inc()  # type: ignore[attr-defined]
