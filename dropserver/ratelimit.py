@@ -159,22 +159,6 @@ def limiter_args(limit: RateLimit | None, quantity: int = 1) -> list[str | int]:
     return [limit.emission_interval_us, limit.burst, quantity]
 
 
-def throttle_args(
-    limiters: Sequence[tuple[str, RateLimit | None]], quantity: int = 1
-) -> tuple[list[str], list[str | int]]:
-    """KEYS and ARGV for lua/throttle.lua; limiters without a limit are left out."""
-    keys: list[str] = []
-    args: list[str | int] = []
-    for key, limit in limiters:
-        if limit is None:
-            continue
-        keys.append(key)
-        args.extend(limiter_args(limit, quantity))
-    if len(keys) > 3:
-        raise ValueError(f"throttle.lua takes at most 3 limiters, got {len(keys)}")
-    return keys, args
-
-
 def _ceil_seconds(ms: int) -> int:
     # Whole seconds rounded up only when there is a fractional part: 2000 ms -> 2, 2001 -> 3.
     return -(-ms // 1000)

@@ -29,20 +29,20 @@ class Script:
         return b"$40\r\n" + self.sha.encode() + b"\r\n"
 
 
-def _expand(source: str, seen: set[str], lua_dir: Path) -> str:
+def _expand(source: str, seen: set[str]) -> str:
     def splice(match: re.Match[str]) -> str:
         name = match.group(1)
         if name in seen:
             return ""
         seen.add(name)
-        body = (lua_dir / "include" / f"{name}.lua").read_text()
-        return _expand(body, seen, lua_dir)
+        return _expand((LUA_DIR / "include" / f"{name}.lua").read_text(), seen)
 
     return _INCLUDE.sub(splice, source)
 
 
 def load_script(name: str, lua_dir: Path = LUA_DIR) -> Script:
-    text = _expand((lua_dir / f"{name}.lua").read_text(), set(), lua_dir)
+    """``lua_dir/<name>.lua`` with its includes (always from ``lua/include/``) spliced in."""
+    text = _expand((lua_dir / f"{name}.lua").read_text(), set())
     source = text.encode()
     return Script(name=name, source=source, sha=hashlib.sha1(source).hexdigest())
 

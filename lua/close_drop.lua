@@ -4,6 +4,7 @@
   Input:
     KEYS[1] meta    hash: the drop's configuration (field closed_at)
     KEYS[2] events  stream: the drop's events
+    ARGV    none
   Output:
     {1, closed_at_ms}  closed now
     {2, closed_at_ms}  was already closed

@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from dropserver.ratelimit import RateLimit, RateLimitResult, limiter_args, throttle_args
-from dropserver.scripts import LUA_DIR, Script, load_script
+from dropserver.ratelimit import RateLimit, RateLimitResult, limiter_args
+from dropserver.scripts import Script, load_script
 
 SECOND = 1_000_000  # us
 TAG = "{drop:t}"
@@ -29,7 +31,24 @@ PERSON, IP, DEVICE = f"{TAG}:rl:person:p1", f"{TAG}:rl:ip:203.0.113.0/24", f"{TA
 # Slack for the reported times: the script's clock is read a little after ours.
 DRIFT_MS = 250
 
-THROTTLE = load_script("throttle")
+HARNESS = Path(__file__).resolve().parent / "lua"
+THROTTLE = load_script("throttle", HARNESS)
+
+
+def throttle_args(
+    limiters: Sequence[tuple[str, RateLimit | None]], quantity: int = 1
+) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV for lua/throttle.lua; limiters without a limit are left out."""
+    keys: list[str] = []
+    args: list[str | int] = []
+    for key, limit in limiters:
+        if limit is None:
+            continue
+        keys.append(key)
+        args.extend(limiter_args(limit, quantity))
+    if len(keys) > 3:
+        raise ValueError(f"throttle.lua takes at most 3 limiters, got {len(keys)}")
+    return keys, args
 
 
 async def run(redis: Redis, keys: list[str], args: list[str | int]) -> list[int]:
@@ -372,4 +391,14 @@ def test_script_is_self_contained_and_documented() -> None:
     # Redis 6.2: no shebang flags, no FUNCTION library.
     assert not text.startswith("#!")
     assert "register_function" not in text
-    assert isinstance(load_script("throttle", LUA_DIR), Script)
+    assert isinstance(THROTTLE, Script)
+
+
+def test_throttle_args_leaves_out_absent_limits() -> None:
+    keys, args = throttle_args(
+        [("k:person", RateLimit(1, 2)), ("k:ip", None), ("k:device", RateLimit(4, 8))], 2
+    )
+    assert keys == ["k:person", "k:device"]
+    assert args == [1_000_000, 2, 2, 250_000, 8, 2]
+    with pytest.raises(ValueError, match="at most 3"):
+        throttle_args([(f"k{i}", RateLimit(1, 1)) for i in range(4)])

@@ -15,7 +15,6 @@ from dropserver.ratelimit import (
     RateLimits,
     ip_prefix,
     limiter_args,
-    throttle_args,
 )
 
 # --- RateLimit / RateLimits -----------------------------------------------------------------
@@ -127,16 +126,6 @@ def test_limiter_args() -> None:
         limiter_args(RateLimit(rate=1, burst=1), quantity=True)
     with pytest.raises(ValueError, match="too large"):
         limiter_args(RateLimit(rate=1, burst=1), quantity=MAX_SPAN_US)
-
-
-def test_throttle_args_leaves_out_absent_limits() -> None:
-    keys, args = throttle_args(
-        [("k:person", RateLimit(1, 2)), ("k:ip", None), ("k:device", RateLimit(4, 8))], 2
-    )
-    assert keys == ["k:person", "k:device"]
-    assert args == [1_000_000, 2, 2, 250_000, 8, 2]
-    with pytest.raises(ValueError, match="at most 3"):
-        throttle_args([(f"k{i}", RateLimit(1, 1)) for i in range(4)])
 
 
 # --- RateLimitResult ------------------------------------------------------------------------

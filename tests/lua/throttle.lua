@@ -1,5 +1,7 @@
 --[[
-  throttle: charge 0..3 GCRA rate limiters atomically (the challenge endpoint uses it).
+  throttle: charge 0..3 GCRA rate limiters atomically. A test harness: it exposes
+  lua/include/gcra.lua on its own so the tests can hold it to redis-cell's semantics; the
+  server's scripts (challenge, purchase, enter) include the same functions.
 
   All limiters are checked first; only if every one of them allows the request are they all
   written. A refusal writes nothing, so a refused request costs no quota on any limiter.
