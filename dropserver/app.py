@@ -14,6 +14,8 @@ from redis.backoff import ExponentialBackoff
 from dropserver.appkeys import SERVICES
 from dropserver.batcher import ScriptBatcher
 from dropserver.config import Settings
+from dropserver.draws import DrawRunner
+from dropserver.draws import running as draws_running
 from dropserver.drop_store import DropStore
 from dropserver.gate import Gate
 from dropserver.identity import BuyerVerifier, PlatformAuthenticator
@@ -27,7 +29,7 @@ from dropserver.sweeper import Sweeper, running
 from dropserver.views import setup_routes
 
 
-def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
+def create_app(settings: Settings, *, run_background: bool = True) -> web.Application:
     """Build the app. ``settings.redis.url`` must be set (the CLI starts an embedded Redis and
     fills it in when the configuration names none)."""
     if settings.redis.url is None:
@@ -37,13 +39,13 @@ def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Applicati
         client_max_size=settings.server.max_body_bytes,
         middlewares=[make_middleware(metrics)],
     )
-    app.cleanup_ctx.append(partial(_services, settings, metrics, run_sweeper))
+    app.cleanup_ctx.append(partial(_services, settings, metrics, run_background))
     setup_routes(app)
     return app
 
 
 async def _services(
-    settings: Settings, metrics: Metrics, run_sweeper: bool, app: web.Application
+    settings: Settings, metrics: Metrics, run_background: bool, app: web.Application
 ) -> AsyncIterator[None]:
     assert settings.redis.url is not None
     # Every script is safe to resend after a lost reply (each is idempotent or deduplicated by
@@ -92,11 +94,15 @@ async def _services(
         metrics=metrics,
         sweeper=sweeper,
         gate=Gate(settings, pow_pool, metrics),
+        draws=DrawRunner(
+            redis, batcher, scripts, drops, sweeper, list(settings.platforms), metrics
+        ),
     )
     app[SERVICES] = services
     try:
-        if run_sweeper:
-            async with running(sweeper):
+        if run_background:
+            interval = settings.sweeper.interval_seconds
+            async with running(sweeper), draws_running(services.draws, interval):
                 yield
         else:
             yield

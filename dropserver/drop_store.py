@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from dropserver.batcher import ScriptBatcher
 from dropserver.drops import Drop
 from dropserver.keys import DropKeys, drop_keys, platform_drops
+from dropserver.lottery import commitment, new_seed
 from dropserver.scripts import Script
 
 
@@ -51,7 +52,13 @@ class DropStore:
         # Listed first: a crash between the two steps leaves an id in the listing whose drop
         # does not exist (skipped when listing), never a drop the platform cannot see.
         await self._redis.sadd(platform_drops(drop.platform), drop.id)
+        if drop.has_draw:
+            # The seed stays secret until the draw; its commitment is public from now on.
+            seed = new_seed()
+            drop = replace(drop, commitment=commitment(seed))
         meta = {**drop.to_meta(), "create_fp": create_fingerprint}
+        if drop.has_draw:
+            meta["seed"] = seed.hex()
         args: list[str | int] = [x for pair in meta.items() for x in pair]
         reply = await self._batcher.run(
             self._scripts["create_drop"], [keys.meta, keys.counts], args

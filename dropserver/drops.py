@@ -68,6 +68,19 @@ class Drop:
     commitment: str | None = None
 
     @property
+    def has_draw(self) -> bool:
+        """Lottery drops and fair-start FCFS drops serve a drawn queue."""
+        return self.mode == "lottery" or self.fair_start_seconds > 0
+
+    @property
+    def draw_due_at(self) -> int:
+        """When the draw may run (ms): the lottery's close, or the end of the fair-start window
+        (an admin close of a lottery makes it due earlier; the draw script checks that)."""
+        if self.mode == "lottery":
+            return self.closes_at
+        return self.opens_at + self.fair_start_seconds * 1000
+
+    @property
     def hold_ms(self) -> int:
         return (self.claim_seconds if self.mode == "lottery" else self.hold_seconds) * 1000
 

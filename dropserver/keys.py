@@ -28,11 +28,14 @@ class DropKeys:
     holds: str  # sorted set: order_id scored by hold expiry (ms)
     idempotency: str  # hash: "<pid>:<key>" -> first reply
     demand: str  # hash: live-demand counters for adaptive difficulty
-    entries: str  # hash: pid -> entry JSON (lottery)
-    entry_list: str  # list: receipts in arrival order (lottery, fair start)
-    draw: str  # hash: draw progress and result (lottery, fair start)
-    draw_order: str  # list: receipts in draw order once drawn
-    waitlist_pos: str  # hash: draw bookkeeping (next waitlist index)
+    entries: str  # hash: pid -> "entry_id receipt sub early" (lottery, fair-start arrivals)
+    late: str  # list: "pid sub" of fair-start arrivals after the window, before the draw
+    draw: str  # hash: draw state and result; 'next' = draw-order index of the next candidate
+    draw_order: str  # list: "receipt pid" in draw order, once drawn
+    ranks: str  # hash: pid -> place in the draw order
+    draw_lock: str  # string: token of the process running the draw
+    draw_order_tmp: str  # list: the draw order being written, renamed at commit
+    ranks_tmp: str  # hash: the ranks being written, renamed at commit
     events: str  # stream: events of this drop for the platform
 
     def limiter(self, kind: str, value: str) -> str:
@@ -76,10 +79,13 @@ def drop_keys(drop_id: str) -> DropKeys:
         idempotency=f"{tag}:idem",
         demand=f"{tag}:demand",
         entries=f"{tag}:entries",
-        entry_list=f"{tag}:entrylist",
+        late=f"{tag}:late",
         draw=f"{tag}:draw",
         draw_order=f"{tag}:draworder",
-        waitlist_pos=f"{tag}:waitpos",
+        ranks=f"{tag}:ranks",
+        draw_lock=f"{tag}:drawlock",
+        draw_order_tmp=f"{tag}:draworder:tmp",
+        ranks_tmp=f"{tag}:ranks:tmp",
         events=f"{tag}:events",
     )
 

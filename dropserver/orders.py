@@ -49,7 +49,16 @@ def order_view(order: dict[str, Any], *, admin: bool = False) -> dict[str, Any]:
 
 
 def order_script_keys(keys: DropKeys) -> list[str]:
-    return [keys.counts, keys.free_serials, keys.persons, keys.orders, keys.holds, keys.events]
+    """KEYS of the scripts that end holds (confirm, cancel, expire): ending a hold may pass
+    the unit down a drawn queue, so they need the draw's keys too."""
+    return [
+        keys.counts, keys.free_serials, keys.persons, keys.orders, keys.holds, keys.events,
+        keys.person_orders, keys.meta, keys.draw, keys.draw_order, keys.entries,
+    ]  # fmt: skip
+
+
+def fresh_order_ids(drop_id: str, count: int) -> list[str]:
+    return [new_order_id(drop_id) for _ in range(count)]
 
 
 class OrderStore:
@@ -101,7 +110,7 @@ class OrderStore:
         if drop_id is None:
             raise not_found("no such order")
         reply: list[Any] = await self._batcher.run(
-            script, order_script_keys(drop_keys(drop_id)), [order_id]
+            script, order_script_keys(drop_keys(drop_id)), [order_id, new_order_id(drop_id)]
         )
         if reply[0] == 3:
             raise not_found("no such order")

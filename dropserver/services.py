@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from dropserver.batcher import ScriptBatcher
 from dropserver.config import Settings
+from dropserver.draws import DrawRunner
 from dropserver.drop_store import DropStore
 from dropserver.gate import Gate
 from dropserver.identity import BuyerVerifier, PlatformAuthenticator
@@ -30,3 +31,4 @@ class Services:
     metrics: Metrics
     sweeper: Sweeper
     gate: Gate
+    draws: DrawRunner

@@ -19,10 +19,11 @@ from dropserver.config import SweeperSettings
 from dropserver.drop_store import DropStore
 from dropserver.keys import drop_keys, platform_drops
 from dropserver.metrics import Metrics
-from dropserver.orders import order_script_keys
+from dropserver.orders import fresh_order_ids, order_script_keys
 from dropserver.scripts import Script
 
 log = logging.getLogger("dropserver.sweeper")
+_IDS_PER_CALL = 64  # holds a queued drop may hand out per call; more calls follow if needed
 
 
 class Sweeper:
@@ -47,9 +48,14 @@ class Sweeper:
     async def sweep_drop(self, drop_id: str) -> int:
         """Expire every due hold of one drop, in bounded batches; the number expired."""
         keys = order_script_keys(drop_keys(drop_id))
+        found = await self._drops.get(drop_id)
+        queued = found is not None and found[0].has_draw
+        batch = self._settings.batch
         total = 0
         while True:
-            expired, more = await self._batcher.run(self._script, keys, [self._settings.batch])
+            # A drop with a drawn queue passes each expired unit on: fresh ids for the holds.
+            ids = fresh_order_ids(drop_id, _IDS_PER_CALL) if queued else []
+            expired, more = await self._batcher.run(self._script, keys, [batch, *ids])
             total += int(expired)
             if not more:
                 break

@@ -3,9 +3,11 @@
   expiry is expired here (as the sweeper would) and the confirmation refused, so a late payment
   can never take a unit that went back to stock.
   Input:
-    KEYS[1] counts   KEYS[2] free   KEYS[3] persons   KEYS[4] orders
-    KEYS[5] holds    KEYS[6] events
+    KEYS[1] counts   KEYS[2] free   KEYS[3] persons   KEYS[4] orders   KEYS[5] holds
+    KEYS[6] events   KEYS[7] porders   KEYS[8] meta   KEYS[9] draw   KEYS[10] draw_order
+    KEYS[11] entries   (the order-script layout: dropserver.orders.order_script_keys)
     ARGV[1] order_id
+    ARGV[2..] fresh order ids, for the waitlist promotion an expired hold triggers
   Output:
     {0, order_json}  confirmed now, or already confirmed (idempotent)
     {1, order_json}  the order is not held (expired or cancelled)
@@ -13,9 +15,13 @@
     {3}              no such order
 ]]
 --- @include "clock"
+--- @include "allocate"
+--- @include "promote"
 --- @include "release"
 local k = {counts = KEYS[1], free = KEYS[2], persons = KEYS[3], orders = KEYS[4],
-  holds = KEYS[5], events = KEYS[6]}
+  holds = KEYS[5], events = KEYS[6], porders = KEYS[7], meta = KEYS[8], draw = KEYS[9],
+  draw_order = KEYS[10], entries = KEYS[11]}
+local ids = {unpack(ARGV, 2)}
 local raw = redis.call('HGET', k.orders, ARGV[1])
 if not raw then
   return {3}
@@ -29,7 +35,8 @@ if order.status ~= 'held' then
 end
 local now = now_ms()
 if now >= order.expires_at then
-  return {2, release_hold(order, 'expired', now, k)}
+  local encoded = release_hold(order, 'expired', now, k, ids, 1)
+  return {2, encoded}
 end
 order.status = 'confirmed'
 order.confirmed_at = now

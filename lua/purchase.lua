@@ -41,6 +41,7 @@
   retries.
 ]]
 --- @include "gcra"
+--- @include "allocate"
 local K_META, K_COUNTS, K_FREE, K_PERSONS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_ORDERS, K_HOLDS, K_IDEM, K_EVENTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_PORDERS, K_TICKET = KEYS[9], KEYS[10]
@@ -119,34 +120,12 @@ local owned = tonumber(redis.call('HGET', K_PERSONS, pid) or '0')
 if owned >= limit then
   return finish({4, limit}, 'limit_reached')
 end
-local free_count = redis.call('LLEN', K_FREE)
-local next_serial = tonumber(redis.call('HGET', K_COUNTS, 'next_serial') or '0')
-if free_count == 0 and next_serial >= supply then
+local k = {counts = K_COUNTS, free = K_FREE, persons = K_PERSONS, orders = K_ORDERS,
+  holds = K_HOLDS, events = K_EVENTS, porders = K_PORDERS}
+if not stock_available(k, supply) then
   return finish({3}, 'sold_out')
 end
 
--- Allocate.
-local serial
-if free_count > 0 then
-  serial = tonumber(redis.call('LPOP', K_FREE))
-else
-  serial = redis.call('HINCRBY', K_COUNTS, 'next_serial', 1)
-end
-redis.call('HINCRBY', K_PERSONS, pid, 1)
-local mine = redis.call('HGET', K_PORDERS, pid)
-redis.call('HSET', K_PORDERS, pid, mine and (mine .. ' ' .. order_id) or order_id)
-local status, expires_at = 'confirmed', 0
-if hold_ms > 0 then
-  status, expires_at = 'held', now + hold_ms
-  redis.call('ZADD', K_HOLDS, expires_at, order_id)
-  redis.call('HINCRBY', K_COUNTS, 'held', 1)
-else
-  redis.call('HINCRBY', K_COUNTS, 'confirmed', 1)
-end
-redis.call('HSET', K_ORDERS, order_id, cjson.encode({
-  order_id = order_id, drop_id = drop_id, pid = pid, sub = sub, serial = serial,
-  status = status, created_at = now, expires_at = expires_at,
-}))
-redis.call('XADD', K_EVENTS, '*', 'type', 'allocated', 'drop', drop_id, 'order', order_id,
-  'serial', serial, 'pid', pid, 'sub', sub, 'status', status, 'expires_at', expires_at)
+local serial, status, expires_at = allocate(k, drop_id, pid, sub, order_id, now, hold_ms,
+  'allocated')
 return finish({0, serial, status, expires_at, order_id}, nil)

@@ -1,5 +1,9 @@
 """The rehearsal harness: report math, crowd model, scenarios and tallies (no server), plus one
-end-to-end run of the quick ``unprotected`` scenario against a real server (about 25 s)."""
+end-to-end run of the quick ``unprotected`` scenario against a real server (about 25 s).
+
+Select or skip the end-to-end run by name (markers are not registered in this project):
+``pytest tests/test_loadtest.py -k real_server`` / ``-k "not real_server"``.
+"""
 
 from __future__ import annotations
 

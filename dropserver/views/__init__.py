@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dropserver.views import admin, buyer, ops
+from dropserver.views import admin, buyer, docs, lottery, ops
 
 
 def setup_routes(app: web.Application) -> None:
@@ -18,6 +18,10 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/drops/{id}/challenge", buyer.challenge)
     r.add_post("/v1/drops/{id}/challenge", buyer.challenge)
     r.add_post("/v1/drops/{id}/purchase", buyer.purchase)
+    r.add_post("/v1/drops/{id}/entries", lottery.create_entry)
+    r.add_post("/v1/drops/{id}/draw", lottery.run_draw)
+    r.add_get("/v1/drops/{id}/proof", lottery.get_proof)
+    r.add_get("/v1/drops/{id}/entries.ndjson", lottery.get_entries)
     r.add_get("/v1/drops/{id}/me", buyer.me)
     r.add_get("/v1/orders/{order_id}", buyer.get_order)
     r.add_post("/v1/orders/{order_id}/confirm", admin.confirm_order)
@@ -25,3 +29,4 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/healthz", ops.healthz)
     r.add_get("/readyz", ops.readyz)
     r.add_get("/metrics", ops.metrics)
+    r.add_get("/v1/openapi.json", docs.openapi)

@@ -131,20 +131,54 @@ async def me(request: web.Request) -> web.Response:
     drop, keys = await drop_or_404(services, request.match_info["id"])
     if buyer.platform != drop.platform:
         raise not_found("no such drop")
-    ids: bytes | None = await services.redis.hget(keys.person_orders, buyer.person)  # type: ignore[assignment]
+    async with services.redis.pipeline(transaction=True) as pipe:
+        pipe.hget(keys.person_orders, buyer.person)
+        pipe.hget(keys.entries, buyer.person)
+        pipe.hmget(keys.draw, "state", "next")
+        pipe.hget(keys.ranks, buyer.person)
+        pipe.hget(keys.counts, "confirmed")
+        ids, entry, (state, next_index), rank, confirmed = await pipe.execute()
     orders = []
     if ids:
         raws = await services.redis.hmget(keys.orders, ids.decode().split())
         orders = [order_view(orjson.loads(r)) for r in raws if r]
-    return json_response(
-        {
-            "drop_id": drop.id,
-            "person": buyer.person,
-            "orders": orders,
-            "units": sum(o["status"] in ("held", "confirmed") for o in orders),
-            "limit": drop.per_person_limit,
-        }
-    )
+    units = sum(o["status"] in ("held", "confirmed") for o in orders)
+    view: dict[str, Any] = {
+        "drop_id": drop.id,
+        "person": buyer.person,
+        "orders": orders,
+        "units": units,
+        "limit": drop.per_person_limit,
+    }
+    if drop.has_draw:
+        view["entry"] = None
+        view["result"] = None
+        if entry:
+            entry_id, receipt, _, _ = entry.decode().split(" ")
+            view["entry"] = {"entry_id": entry_id, "receipt": receipt}
+            sold_out = int(confirmed or 0) >= drop.supply
+            view["result"] = draw_result(
+                drawn=state == b"drawn",
+                has_unit=units > 0,
+                rank=None if rank is None else int(rank),
+                next_index=int(next_index or 0),
+                sold_out=sold_out,
+            )
+    return json_response(view)
+
+
+def draw_result(
+    *, drawn: bool, has_unit: bool, rank: int | None, next_index: int, sold_out: bool
+) -> str:
+    """pending before the draw; won with a unit; waitlisted while the queue may still reach
+    this person; lost once it went past them (a claim that lapsed) or nothing can come back."""
+    if not drawn:
+        return "pending"
+    if has_unit:
+        return "won"
+    if rank is not None and rank >= next_index and not sold_out:
+        return "waitlisted"
+    return "lost"
 
 
 async def get_order(request: web.Request) -> web.Response:

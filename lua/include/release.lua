@@ -1,12 +1,15 @@
 --[[
   Function to end a hold: the order takes its final status (expired or cancelled), the unit goes
-  back to stock and the person may buy again. Appends the event.
+  back to stock and the person may buy again. Appends the event. In a drop with a draw (lottery,
+  fair start) the unit then passes down the queue to the next person in draw order. Requires
+  includes "allocate" and "promote".
     order       decoded order table (status must be 'held'; the caller checked it)
     new_status  'expired' or 'cancelled'
-    k           table of key names: counts, free, persons, orders, holds, events
-  Returns the re-encoded order.
+    k           key names (the order-script layout, see promote)
+    ids, ids_from  fresh order ids for the promotion
+  Returns the re-encoded order and the number of ids used.
 ]]
-local function release_hold(order, new_status, now, k)
+local function release_hold(order, new_status, now, k, ids, ids_from)
   order.status = new_status
   order.ended_at = now
   local encoded = cjson.encode(order)
@@ -20,5 +23,5 @@ local function release_hold(order, new_status, now, k)
   end
   redis.call('XADD', k.events, '*', 'type', new_status, 'drop', order.drop_id,
     'order', order.order_id, 'serial', order.serial, 'pid', order.pid, 'sub', order.sub)
-  return encoded
+  return encoded, promote(k, now, ids, ids_from)
 end
