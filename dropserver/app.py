@@ -12,10 +12,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from dropserver.appkeys import SERVICES
+from dropserver.background import periodic
 from dropserver.batcher import ScriptBatcher
 from dropserver.config import Settings
 from dropserver.draws import DrawRunner
-from dropserver.draws import running as draws_running
 from dropserver.drop_store import DropStore
 from dropserver.gate import Gate
 from dropserver.identity import BuyerVerifier, PlatformAuthenticator
@@ -25,7 +25,7 @@ from dropserver.orders import OrderStore
 from dropserver.pow import PreDerivationPool
 from dropserver.scripts import load_all
 from dropserver.services import Services
-from dropserver.sweeper import Sweeper, running
+from dropserver.sweeper import Sweeper
 from dropserver.views import setup_routes
 
 
@@ -102,7 +102,10 @@ async def _services(
     try:
         if run_background:
             interval = settings.sweeper.interval_seconds
-            async with running(sweeper), draws_running(services.draws, interval):
+            async with (
+                periodic("hold sweeper", sweeper.sweep_once, interval),
+                periodic("draw runner", services.draws.draw_due, interval),
+            ):
                 yield
         else:
             yield

@@ -11,11 +11,9 @@ the same, computes the same order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -159,24 +157,3 @@ class DrawRunner:
                 except DrawRefused:
                     continue  # too early by Redis's clock, or another process is drawing
         return drawn
-
-    async def run(self, interval: float) -> None:
-        while True:
-            try:
-                await self.draw_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("draw check failed")
-            await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def running(runner: DrawRunner, interval: float) -> AsyncIterator[None]:
-    task = asyncio.create_task(runner.run(interval), name="draw-runner")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

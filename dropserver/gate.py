@@ -130,6 +130,9 @@ class Gate:
 
     async def issue(self, drop: Drop, buyer: Buyer, origin: Origin, level: int) -> dict[str, Any]:
         difficulty = self.difficulty(drop, level)
+        m = self._metrics
+        # Set before any await, so the gauge follows the order in which Redis measured demand.
+        m.child(m.pow_difficulty, drop.id).set(difficulty.counter_max)  # type: ignore[attr-defined]
         self._pool.ensure(difficulty)  # after a restart, or a level first reached
         pre = await self._pool.take_async(difficulty)
         if drop.pow is not None and drop.pow.adaptive:
@@ -147,9 +150,7 @@ class Gate:
                 ip_prefix=origin.ip_prefix,
             ),
         )
-        m = self._metrics
         m.child(m.pow_issued, drop.id).inc()  # type: ignore[attr-defined]
-        m.child(m.pow_difficulty, drop.id).set(difficulty.counter_max)  # type: ignore[attr-defined]
         m.child(m.pow_pool_stock, difficulty.algorithm).set(self._pool.stock(difficulty))  # type: ignore[attr-defined]
         return challenge
 

@@ -7,10 +7,8 @@ stock gauges that ops watch during a drop.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
@@ -83,24 +81,3 @@ class Sweeper:
         m.stock_remaining.labels(drop_id).set(counts.remaining)
         m.stock_held.labels(drop_id).set(counts.held)
         m.stock_confirmed.labels(drop_id).set(counts.confirmed)
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis away for a moment: try again next tick
-                log.exception("sweep failed")
-            await asyncio.sleep(self._settings.interval_seconds)
-
-
-@contextlib.asynccontextmanager
-async def running(sweeper: Sweeper) -> AsyncIterator[None]:
-    task = asyncio.create_task(sweeper.run(), name="hold-sweeper")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
