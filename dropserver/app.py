@@ -112,4 +112,5 @@ async def _services(
     finally:
         await asyncio.to_thread(pow_pool.close)
         await batcher.close()
-        await redis.aclose()
+        # A client built on an explicit pool does not close the pool by itself.
+        await redis.aclose(close_connection_pool=True)

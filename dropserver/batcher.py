@@ -176,6 +176,11 @@ class ScriptBatcher:
                 if attempt == _CONNECTION_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(_RETRY_DELAYS[attempt])
+            except BaseException:
+                # Cancelled (or failed) mid-batch: replies may still be on their way, and the
+                # next user of this connection would read them as its own. Drop it.
+                await connection.disconnect()
+                raise
             finally:
                 await pool.release(connection)
         raise AssertionError("unreachable")

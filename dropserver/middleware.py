@@ -44,7 +44,11 @@ def make_middleware(metrics: Metrics) -> Middleware:
             if exc.status < 400:
                 raise
             code = _HTTP_CODES.get(exc.status, "error")
-            response = json_response({"error": {"code": code, "message": exc.reason}}, exc.status)
+            # Keep the exception's headers: a 405 must say what is Allowed.
+            headers = {k: v for k, v in exc.headers.items() if k.lower() != "content-type"}
+            response = json_response(
+                {"error": {"code": code, "message": exc.reason}}, exc.status, headers
+            )
         except RedisError:
             log.exception("redis failed during %s %s", request.method, request.path)
             response = json_response(

@@ -9,8 +9,10 @@ from dropserver.drops import Drop
 from dropserver.errors import ApiError, conflict, not_found
 from dropserver.gate import Origin
 from dropserver.identity import Buyer
+from dropserver.ids import random_hex128
 from dropserver.keys import DropKeys
-from dropserver.orders import new_order_id
+from dropserver.lottery import receipt
+from dropserver.orders import fresh_order_ids, new_order_id
 from dropserver.pow import Ticket
 from dropserver.services import Services
 from dropserver.timefmt import format_ms
@@ -18,7 +20,8 @@ from dropserver.timefmt import format_ms
 # Reply codes of lua/purchase.lua (and of the other gate scripts), by outcome label, which is
 # also the metric label.
 OK, NOT_OPEN, CLOSED, SOLD_OUT, LIMIT_REACHED, POW_REPLAYED, RATE_LIMITED = 0, 1, 2, 3, 4, 5, 6
-IDEMPOTENCY_MISMATCH, NO_DROP = 7, 8
+IDEMPOTENCY_MISMATCH, NO_DROP, ALREADY_PENDING, PENDING = 7, 8, 9, 10
+QUEUE_IDS = 8  # fresh order ids a fair-start purchase brings to serve the queue's head
 OUTCOMES = {
     NOT_OPEN: "not_open",
     CLOSED: "closed",
@@ -28,7 +31,26 @@ OUTCOMES = {
     RATE_LIMITED: "rate_limited",
     IDEMPOTENCY_MISMATCH: "idempotency_mismatch",
     NO_DROP: "not_found",
+    ALREADY_PENDING: "already_pending",
+    PENDING: "pending",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A fair-start attempt waiting for its turn; the outcome shows in /me."""
+
+    entry_id: str
+    receipt: str
+    serves_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": "pending",
+            "entry_id": self.entry_id,
+            "receipt": self.receipt,
+            "serves_at": format_ms(self.serves_at),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +79,12 @@ async def purchase(
     *,
     idempotency_key: str,
     fingerprint: str,
-) -> Allocation:
+) -> Allocation | Pending:
     limiter_keys, limiter_args = services.gate.limiters(drop, keys, buyer, origin)
+    queue_args: list[str | int] = []
+    if drop.fair_start_seconds:
+        entry_id = random_hex128()
+        queue_args = [entry_id, receipt(drop.id, entry_id), *fresh_order_ids(drop.id, QUEUE_IDS)]
     reply = await services.batcher.run(
         services.scripts["purchase"],
         [
@@ -73,6 +99,11 @@ async def purchase(
             keys.person_orders,
             keys.pow_ticket(ticket.challenge_id if ticket else "-"),
             *limiter_keys,
+            keys.entries,
+            keys.late,
+            keys.draw,
+            keys.draw_order,
+            keys.ranks,
         ],
         [
             buyer.person,
@@ -82,6 +113,7 @@ async def purchase(
             fingerprint,
             ticket.expires_at * 1000 if ticket else 0,
             *limiter_args,
+            *(queue_args or ["", ""]),
         ],
     )
     code = reply[0]
@@ -92,6 +124,9 @@ async def purchase(
         status = reply[2].decode()
         metrics.child(metrics.purchases, drop.id, status).inc()  # type: ignore[attr-defined]
         return Allocation(reply[4].decode(), int(reply[1]), status, int(reply[3]))
+    if code == PENDING:
+        metrics.child(metrics.purchases, drop.id, "pending").inc()  # type: ignore[attr-defined]
+        return Pending(reply[1].decode(), reply[2].decode(), int(reply[3]))
     metrics.child(metrics.purchases, drop.id, OUTCOMES.get(code, "error")).inc()  # type: ignore[attr-defined]
     if code == RATE_LIMITED:
         raise services.gate.rate_limited(drop.id, reply)
@@ -110,6 +145,8 @@ def refusal(code: int, reply: list[Any]) -> ApiError:
         return conflict("sold_out", "no units are left")
     if code == LIMIT_REACHED:
         return conflict("limit_reached", f"at most {int(reply[1])} per person")
+    if code == ALREADY_PENDING:
+        return conflict("already_pending", "this person already waits in the fair-start queue")
     if code == POW_REPLAYED:
         return ApiError(403, "pow_replayed", "this proof-of-work payload was used before")
     if code == IDEMPOTENCY_MISMATCH:

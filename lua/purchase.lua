@@ -4,6 +4,10 @@
   window, the per-person limit and the stock. Reads and decides first; writes only once the
   outcome is known. A rate-limited attempt writes nothing (the same ticket may be retried after
   Retry-After); any other attempt is charged to the limiters and consumes its ticket.
+  Fair start (meta fair_start_ms > 0): until the window's draw is published, an attempt is
+  recorded as pending (arrivals inside the window take part in the draw; later ones queue in
+  arrival order behind them); after it, while persons still wait in the queue, a newcomer joins
+  the end of the queue; once the queue is served, purchases are plain first come first served.
   Input:
     KEYS[1] meta      hash: drop configuration (supply, opens_at, closes_at, closed_at, ...)
     KEYS[2] counts    hash: next_serial, held, confirmed, rej:<reason>
@@ -17,6 +21,8 @@
     KEYS[10] ticket   string: marks the PoW challenge id as used (any key of the drop when
                       the drop has no PoW)
     KEYS[11] rl person  KEYS[12] rl ip  KEYS[13] rl device   GCRA limiter keys
+    KEYS[14] entries  KEYS[15] late  KEYS[16] draw  KEYS[17] draw_order  KEYS[18] ranks
+                      (fair start: arrivals, late arrivals, the draw and its queue)
     ARGV[1] pid        person id (limits count per person)
     ARGV[2] sub        account id
     ARGV[3] order_id   fresh random id for a new order; a retry after a lost reply sends the
@@ -26,6 +32,8 @@
     ARGV[6] ticket expiry, ms since the epoch; 0 when the drop has no PoW
     ARGV[7..15] three limiter triples (emission_us, burst, quantity) for KEYS[11..13];
                 (0, 0, 0) switches one off (see include/gcra.lua)
+    ARGV[16] entry_id   ARGV[17] receipt   (fair start: this attempt's place in the draw)
+    ARGV[18..] fresh order ids (fair start: for serving the queue's head)
   Output (first element is the code):
     {0, serial, status, expires_at_ms, order_id}  allocated ("held" or "confirmed")
     {1, opens_at_ms}   not_open
@@ -37,11 +45,14 @@
                        person, ip, device); nothing written, not stored for idempotency
     {7}                idempotency key reused with another request
     {8}                no such drop
+    {9}                fair start: this person already waits in the queue
+    {10, entry_id, receipt, serves_at_ms}  fair start: pending; the outcome shows in /me
   A reply other than {6}, {7} and {8} is stored under the idempotency key and returned to
   retries.
 ]]
 --- @include "gcra"
 --- @include "allocate"
+--- @include "promote"
 local K_META, K_COUNTS, K_FREE, K_PERSONS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_ORDERS, K_HOLDS, K_IDEM, K_EVENTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_PORDERS, K_TICKET = KEYS[9], KEYS[10]
@@ -66,13 +77,13 @@ if existing then
 end
 
 local meta = redis.call('HMGET', K_META, 'id', 'supply', 'opens_at', 'closes_at', 'closed_at',
-  'per_person_limit', 'hold_ms')
+  'per_person_limit', 'hold_ms', 'fair_start_ms')
 if not meta[1] then
   return {8}
 end
 local drop_id, supply, opens_at = meta[1], tonumber(meta[2]), tonumber(meta[3])
 local closes_at, closed_at = tonumber(meta[4]), meta[5]
-local limit, hold_ms = tonumber(meta[6]), tonumber(meta[7])
+local limit, hold_ms, fair_start_ms = tonumber(meta[6]), tonumber(meta[7]), tonumber(meta[8])
 local now_us = gcra_now_us()
 local now = math.floor(now_us / 1000)
 
@@ -121,7 +132,41 @@ if owned >= limit then
   return finish({4, limit}, 'limit_reached')
 end
 local k = {counts = K_COUNTS, free = K_FREE, persons = K_PERSONS, orders = K_ORDERS,
-  holds = K_HOLDS, events = K_EVENTS, porders = K_PORDERS}
+  holds = K_HOLDS, events = K_EVENTS, porders = K_PORDERS, meta = K_META, draw = KEYS[16],
+  draw_order = KEYS[17], entries = KEYS[14]}
+
+if fair_start_ms > 0 then
+  local window_end = opens_at + fair_start_ms
+  local draw = redis.call('HMGET', k.draw, 'state', 'next')
+  local drawn = draw[1] == 'drawn'
+  local queued = drawn and tonumber(draw[2]) < redis.call('LLEN', k.draw_order)
+  if not drawn or queued then
+    local entry_id, receipt = ARGV[16], ARGV[17]
+    local mine = redis.call('HGET', k.entries, pid)
+    if mine then
+      if string.sub(mine, 1, #entry_id + 1) == entry_id .. ' ' then
+        return {10, entry_id, receipt, math.max(window_end, now)}  -- this request, resent
+      end
+      return finish({9}, 'already_pending')
+    end
+    local early = (not drawn and now < window_end) and '1' or '0'
+    redis.call('HSET', k.entries, pid, entry_id .. ' ' .. receipt .. ' ' .. sub .. ' ' .. early)
+    redis.call('HINCRBY', K_COUNTS, 'entries', 1)
+    if not drawn then
+      if early == '0' then
+        redis.call('RPUSH', KEYS[15], pid)  -- queued behind the draw at its commit
+      end
+    else
+      redis.call('HSET', KEYS[18], pid, redis.call('LLEN', k.draw_order))
+      redis.call('RPUSH', k.draw_order, receipt .. ' ' .. pid)
+      promote(k, now, ARGV, 18)  -- serve the head of the queue: maybe this very attempt
+    end
+    redis.call('XADD', K_EVENTS, '*', 'type', 'pending', 'drop', drop_id, 'pid', pid,
+      'sub', sub, 'receipt', receipt)
+    return finish({10, entry_id, receipt, math.max(window_end, now)}, nil)
+  end
+end
+
 if not stock_available(k, supply) then
   return finish({3}, 'sold_out')
 end

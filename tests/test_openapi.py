@@ -59,6 +59,7 @@ ERROR_CODES = {
     "sold_out": 409,
     "limit_reached": 409,
     "already_entered": 409,
+    "already_pending": 409,
     "already_exists": 409,
     "not_closed": 409,
     "draw_in_progress": 409,
@@ -549,8 +550,10 @@ async def test_admin_calls_conform(client: TestClient) -> None:
     await call(client, "get", order, 200, order_id=held, headers=buyer("a", "p1"))
     await call(client, "get", order, 200, order_id=held, headers=ADMIN)
     await call(client, "get", order, 404, "not_found", order_id=held, headers=p2)
+    # Without credentials an existing and an unknown order look the same.
     await call(client, "get", order, 401, "unauthorized", order_id=held)
-    await call(client, "get", order, 404, "not_found", order_id="nope")
+    await call(client, "get", order, 401, "unauthorized", order_id="nope")
+    await call(client, "get", order, 404, "not_found", order_id="nope", headers=p2)
 
     confirm, cancel = "/v1/orders/{order_id}/confirm", "/v1/orders/{order_id}/cancel"
     for _ in range(2):  # confirming again is a no-op

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ from dropserver.appkeys import SERVICES
 from dropserver.auth import admit_buyer, buyer_of
 from dropserver.drop_store import Counts
 from dropserver.drops import Drop
-from dropserver.errors import conflict, not_found
+from dropserver.errors import conflict, invalid, not_found
 from dropserver.http import (
     fingerprint,
     idempotency_key,
@@ -22,7 +23,9 @@ from dropserver.http import (
     parse_object,
     read_body,
 )
+from dropserver.keys import DropKeys
 from dropserver.orders import drop_of, order_view, owner_check
+from dropserver.services import Services
 from dropserver.timefmt import format_ms
 from dropserver.views.admin import admin_view
 from dropserver.views.common import drop_or_404, platform_for_view
@@ -77,6 +80,7 @@ async def purchase(request: web.Request) -> web.Response:
     body = parse_object(raw, allow_empty=True)
     only_fields(body, {"pow"})
     ticket = services.gate.verify(drop, body, buyer, origin)
+    wait = _wait_seconds(request)
     allocation = await purchasing.purchase(
         services,
         drop,
@@ -87,7 +91,49 @@ async def purchase(request: web.Request) -> web.Response:
         idempotency_key=idempotency_key(request),
         fingerprint=fingerprint(raw),
     )
+    if isinstance(allocation, purchasing.Pending):
+        served = await _served(services, keys, buyer.person, wait) if wait else None
+        if served is None:
+            return json_response(allocation.to_json(), 202)
+        allocation = served
     return json_response(allocation.to_json(), 201)
+
+
+_MAX_WAIT = 30.0
+_POLL = 0.1
+
+
+def _wait_seconds(request: web.Request) -> float:
+    """``?wait=N``: a fair-start purchase may wait up to N seconds (30 at most) for its turn."""
+    raw = request.query.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError as exc:
+        raise invalid("wait must be a number of seconds") from exc
+    if not 0 <= wait <= _MAX_WAIT:
+        raise invalid(f"wait must be between 0 and {_MAX_WAIT:g} seconds")
+    return wait
+
+
+async def _served(
+    services: Services, keys: DropKeys, person: str, wait: float
+) -> purchasing.Allocation | None:
+    """The person's order once the queue reaches them, or None when ``wait`` runs out."""
+    deadline = time.monotonic() + wait
+    while True:
+        ids: bytes | None = await services.redis.hget(keys.person_orders, person)  # type: ignore[assignment]
+        if ids:
+            raw = await services.redis.hget(keys.orders, ids.split()[-1].decode())
+            if raw:
+                order = orjson.loads(raw)
+                return purchasing.Allocation(
+                    order["order_id"], order["serial"], order["status"], order["expires_at"]
+                )
+        if time.monotonic() + _POLL > deadline:
+            return None
+        await asyncio.sleep(_POLL)
 
 
 def refuse_before_open(drop: Drop) -> None:
@@ -185,6 +231,9 @@ async def get_order(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     order_id = request.match_info["order_id"]
     platform = platform_for_view(request, services)
+    # Who is asking is settled before the lookup: an unknown id and someone else's order
+    # must look the same (404), and no answer may depend on existence without credentials.
+    person = None if platform is not None else buyer_of(request, services).person
     order = await services.orders.get(order_id)
     if order is None:
         raise not_found("no such order")
@@ -192,6 +241,8 @@ async def get_order(request: web.Request) -> web.Response:
     found = await services.drops.get(drop_id) if drop_id else None
     if found is None:
         raise not_found("no such order")
-    if platform is None or platform != found[0].platform:
-        owner_check(order, buyer_of(request, services).person)
+    if person is not None:
+        owner_check(order, person)
+    elif platform != found[0].platform:
+        raise not_found("no such order")
     return json_response(order_view(order))
