@@ -2,14 +2,19 @@
 
 Everything runs in this process against a real redis-server that the demo starts and stops,
 talking HTTP to the real server on a free port, so what it prints is what a platform would see.
+First a contention check (many accounts, few units), then scalper bots against humans on an
+unprotected first-come drop and on a protected lottery, side by side. (The full rehearsal tool
+with Locust is ``python -m loadtest.fairness``.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,8 @@ from dropserver.app import create_app
 from dropserver.config import PlatformSettings, RedisSettings, Settings
 from dropserver.embedded_redis import EmbeddedRedis, free_port
 from dropserver.identity import mint_token
+from dropserver.pow import payload as pow_payload
+from dropserver.pow import solve
 from dropserver.timefmt import format_ms
 
 PLATFORM = PlatformSettings(
@@ -43,6 +50,10 @@ async def run_demo(data_dir: Path, *, supply: int, persons: int, accounts: int) 
         print(f"dropserver listening on {base}\n")
         async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=200)) as http:
             await fcfs_crowd(http, supply=supply, persons=persons, accounts=accounts)
+            print("\n--- scalper bots against humans ---")
+            unprotected = await bots_vs_humans(http, protected=False)
+            protected = await bots_vs_humans(http, protected=True)
+            print_duel(unprotected, protected)
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -120,3 +131,105 @@ async def fcfs_crowd(
         f"stock: supply {stats['supply']} = remaining {stats['remaining']} + held "
         f"{stats['held']} + confirmed {stats['confirmed']}; consistent: {stats['consistent']}"
     )
+
+
+HUMANS, BOTS, ACCOUNTS_PER_BOT, DUEL_SUPPLY = 40, 10, 10, 20
+SMALL_POW = {"algorithm": "PBKDF2/SHA-256", "cost": 10, "counter_max": 200, "adaptive": False}
+
+
+@dataclass
+class Duel:
+    name: str
+    human_units: int = 0
+    bot_units: int = 0
+    refusals: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ratio(self) -> float:
+        per_human = self.human_units / HUMANS
+        per_bot = self.bot_units / BOTS
+        return per_bot / per_human if per_human else float("inf")
+
+
+async def bots_vs_humans(http: aiohttp.ClientSession, *, protected: bool) -> Duel:
+    """40 humans (one account each, a few hundred ms to react) against 10 scalpers with 10
+    accounts each that fire at the opening instant. Unprotected is the status quo: first come
+    first served, no proof of work, no rate limits, and no real-name link between accounts
+    (each account counts as its own person). Protected: a lottery with proof-of-work entries
+    and real-name persons (a scalper's accounts share one pid)."""
+    rng = random.Random(7)
+    now = int(time.time() * 1000)
+    body: dict[str, Any] = {
+        "title": "Protected lottery" if protected else "Unprotected drop",
+        "supply": DUEL_SUPPLY,
+        "mode": "lottery" if protected else "fcfs",
+        "opens_at": format_ms(now + 500),
+        "pow": SMALL_POW if protected else None,
+        "rate_limits": {},
+    }
+    if protected:
+        body["closes_at"] = format_ms(now + 2500)
+    async with http.post("/v1/drops", json=body, headers=ADMIN) as resp:
+        drop_id = (await resp.json())["id"]
+    duel = Duel("protected lottery" if protected else "unprotected FCFS")
+    action = "entries" if protected else "purchase"
+    opens_at = (now + 500) / 1000
+
+    async def attempt(account: str, person: str, delay: float) -> None:
+        await asyncio.sleep(max(0.0, opens_at + delay - time.time()))
+        headers = {
+            "Authorization": f"Bearer {mint_token(PLATFORM, account=account, person=person)}"
+        }
+        payload: dict[str, str] = {}
+        if protected:
+            async with http.get(f"/v1/drops/{drop_id}/challenge", headers=headers) as resp:
+                if resp.status != 200:
+                    duel.refusals[(await resp.json())["error"]["code"]] += 1
+                    return
+                challenge = await resp.json()
+            payload = {"pow": pow_payload(challenge, solve(challenge))}
+        async with http.post(
+            f"/v1/drops/{drop_id}/{action}", json=payload, headers=headers
+        ) as resp:
+            if resp.status >= 400:
+                duel.refusals[(await resp.json())["error"]["code"]] += 1
+
+    tasks = [attempt(f"h{i}", f"human-{i}", rng.uniform(0.2, 0.9)) for i in range(HUMANS)]
+    tasks += [
+        attempt(f"b{b}-{a}", f"bot-{b}" if protected else f"bot-{b}:acct-{a}", 0.0)
+        for b in range(BOTS)
+        for a in range(ACCOUNTS_PER_BOT)
+    ]
+    await asyncio.gather(*tasks)
+    if protected:
+        await asyncio.sleep(max(0.0, (now + 2600) / 1000 - time.time()))
+        async with http.post(f"/v1/drops/{drop_id}/draw", headers=ADMIN) as resp:
+            assert resp.status == 200, await resp.text()
+    # The outcome comes from the server: every order of the drop, by person.
+    cursor: str | None = "0"
+    seen: set[str] = set()
+    while cursor is not None:
+        async with http.get(
+            f"/v1/drops/{drop_id}/orders", params={"cursor": cursor}, headers=ADMIN
+        ) as resp:
+            page = await resp.json()
+        for order in page["orders"]:
+            if order["order_id"] in seen or order["status"] not in ("held", "confirmed"):
+                continue
+            seen.add(order["order_id"])
+            if order["person"].startswith("bot-"):
+                duel.bot_units += 1
+            else:
+                duel.human_units += 1
+        cursor = page["next_cursor"]
+    return duel
+
+
+def print_duel(*duels: Duel) -> None:
+    print(f"{HUMANS} humans (1 account each) vs {BOTS} scalpers ({ACCOUNTS_PER_BOT} accounts "
+          f"each, firing at the opening instant); {DUEL_SUPPLY} units\n")  # fmt: skip
+    print(f"{'drop':<20} {'human units':>11} {'bot units':>9} {'win-rate ratio':>15}  refusals")
+    for d in duels:
+        refusals = ", ".join(f"{k} {v}" for k, v in d.refusals.most_common(3))
+        print(f"{d.name:<20} {d.human_units:>11} {d.bot_units:>9} {d.ratio:>15.2f}  {refusals}")
+    print("\nwin-rate ratio = units per bot person / units per human person (1.0 is fair)")
