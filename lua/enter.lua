@@ -20,7 +20,7 @@
   Output:
     {0, entry_id, receipt}  entered
     {1, opens_at_ms}  not_open     {2} closed     {5} pow_replayed
-    {6, index, limit, remaining, retry_after_ms, reset_after_ms}  rate limited, nothing written
+    {6, index, limit, remaining, retry_after_ms, reset_after_ms}  rate limited, only the rejection counted
     {7} idempotency key reused with another request     {8} no such drop
     {9} already_entered: this person (under any account) has an entry
   Replies other than {6}, {7} and {8} are stored under the idempotency key.
@@ -60,6 +60,7 @@ if limiters == nil then
 end
 local verdict = gcra_verdict(limiters)
 if verdict[1] == 1 then
+  redis.call('HINCRBY', K_COUNTS, 'rej:rate_limited', 1)  -- the only write of a limited attempt
   return {6, verdict[2], verdict[3], verdict[4], verdict[5], verdict[6]}
 end
 if ticket_expiry > 0 and redis.call('EXISTS', K_TICKET) == 1 then

@@ -2,8 +2,9 @@
   FCFS purchase: every check and every write of one purchase attempt, atomically, in one round
   trip: rate limits (person, IP prefix, device), the single-use proof-of-work ticket, the drop's
   window, the per-person limit and the stock. Reads and decides first; writes only once the
-  outcome is known. A rate-limited attempt writes nothing (the same ticket may be retried after
-  Retry-After); any other attempt is charged to the limiters and consumes its ticket.
+  outcome is known. A rate-limited attempt writes only its rejection counter (the same ticket
+  may be retried after Retry-After); any other attempt is charged to the limiters and consumes
+  its ticket.
   Fair start (meta fair_start_ms > 0): until the window's draw is published, an attempt is
   recorded as pending (arrivals inside the window take part in the draw; later ones queue in
   arrival order behind them); after it, while persons still wait in the queue, a newcomer joins
@@ -42,7 +43,8 @@
     {4, limit}         limit_reached
     {5}                pow_replayed: the ticket was used before
     {6, index, limit, remaining, retry_after_ms, reset_after_ms}  rate limited (index 1..3:
-                       person, ip, device); nothing written, not stored for idempotency
+                       person, ip, device); only the rejection is counted; not stored for
+                       idempotency
     {7}                idempotency key reused with another request
     {8}                no such drop
     {9}                fair start: this person already waits in the queue
@@ -93,6 +95,7 @@ if limiters == nil then
 end
 local verdict = gcra_verdict(limiters)
 if verdict[1] == 1 then
+  redis.call('HINCRBY', K_COUNTS, 'rej:rate_limited', 1)  -- the only write of a limited attempt
   return {6, verdict[2], verdict[3], verdict[4], verdict[5], verdict[6]}
 end
 if ticket_expiry > 0 and redis.call('EXISTS', K_TICKET) == 1 then
