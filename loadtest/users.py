@@ -16,8 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import gevent  # type: ignore[import-untyped]
-from gevent.pool import Group  # type: ignore[import-untyped]
+import gevent
+from gevent.pool import Group
 from locust import FastHttpUser, constant, task
 
 from loadtest.crowd import BotSpec, Client, HumanSpec
