@@ -67,7 +67,7 @@ async def _services(
         metrics=metrics,
     )
     await batcher.load(list(scripts.values()))
-    drops = DropStore(redis, batcher, scripts)
+    drops = DropStore(redis, batcher, scripts, rehearsal_seed=settings.rehearsal_seed)
     pow_pool = PreDerivationPool(
         workers=settings.pow.workers,
         target=settings.pow.pool_target,

@@ -85,10 +85,11 @@ class Settings:
     pow: PowSettings = field(default_factory=PowSettings)
     sweeper: SweeperSettings = field(default_factory=SweeperSettings)
     limits: RateLimits = field(default_factory=RateLimits)
+    rehearsal_seed: bytes | None = None  # fixes draws for reproducible rehearsals only
 
 
 _SCALAR_TABLES = ("server", "redis", "pow", "sweeper")
-_TOP_LEVEL = {*_SCALAR_TABLES, "platforms", "limits"}
+_TOP_LEVEL = {*_SCALAR_TABLES, "platforms", "limits", "rehearsal"}
 
 
 def load_settings(
@@ -161,6 +162,7 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         ),
         sweeper=_sweeper(_table(raw, "sweeper")),
         limits=limits,
+        rehearsal_seed=_rehearsal(_table(raw, "rehearsal")),
     )
 
 
@@ -268,6 +270,12 @@ def _redis(raw: Mapping[str, Any]) -> RedisSettings:
         max_batch=_int(raw, where, "max_batch", 512, low=1, high=10_000),
         pipelining=_bool(raw, where, "pipelining", True),
     )
+
+
+def _rehearsal(raw: Mapping[str, Any]) -> bytes | None:
+    _no_unknown("[rehearsal]", raw, {"seed"})
+    seed = _str(raw, "[rehearsal]", "seed", None)
+    return seed.encode() if seed is not None else None
 
 
 def _sweeper(raw: Mapping[str, Any]) -> SweeperSettings:

@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from dropserver import rehearsal
 from dropserver.batcher import ScriptBatcher
 from dropserver.drops import Drop
 from dropserver.keys import DropKeys, drop_keys, platform_drops
@@ -38,7 +39,9 @@ class DropStore:
         batcher: ScriptBatcher,
         scripts: dict[str, Script],
         cache_size: int = 10_000,
+        rehearsal_seed: bytes | None = None,
     ) -> None:
+        self._rehearsal_seed = rehearsal_seed
         self._redis = redis
         self._batcher = batcher
         self._scripts = scripts
@@ -54,7 +57,11 @@ class DropStore:
         await self._redis.sadd(platform_drops(drop.platform), drop.id)
         if drop.has_draw:
             # The seed stays secret until the draw; its commitment is public from now on.
-            seed = new_seed()
+            seed = (
+                new_seed()
+                if self._rehearsal_seed is None
+                else rehearsal.draw_seed(self._rehearsal_seed, drop.id)
+            )
             drop = replace(drop, commitment=commitment(seed))
         meta = {**drop.to_meta(), "create_fp": create_fingerprint}
         if drop.has_draw:

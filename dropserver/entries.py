@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dropserver import purchase as codes
+from dropserver import rehearsal
 from dropserver.drops import Drop
 from dropserver.errors import conflict
 from dropserver.gate import Origin
 from dropserver.identity import Buyer
-from dropserver.ids import random_hex128
 from dropserver.keys import DropKeys
 from dropserver.lottery import receipt
 from dropserver.pow import Ticket
@@ -36,7 +36,7 @@ async def enter(
     fingerprint: str,
 ) -> Entry:
     limiter_keys, limiter_args = services.gate.limiters(drop, keys, buyer, origin)
-    entry_id = random_hex128()
+    entry_id = rehearsal.new_entry_id(services.settings.rehearsal_seed, drop.id, buyer.person)
     reply = await services.batcher.run(
         services.scripts["enter"],
         [

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dropserver import rehearsal
 from dropserver.drops import Drop
 from dropserver.errors import ApiError, conflict, not_found
 from dropserver.gate import Origin
 from dropserver.identity import Buyer
-from dropserver.ids import random_hex128
 from dropserver.keys import DropKeys
 from dropserver.lottery import receipt
 from dropserver.orders import fresh_order_ids, new_order_id
@@ -83,7 +83,7 @@ async def purchase(
     limiter_keys, limiter_args = services.gate.limiters(drop, keys, buyer, origin)
     queue_args: list[str | int] = []
     if drop.fair_start_seconds:
-        entry_id = random_hex128()
+        entry_id = rehearsal.new_entry_id(services.settings.rehearsal_seed, drop.id, buyer.person)
         queue_args = [entry_id, receipt(drop.id, entry_id), *fresh_order_ids(drop.id, QUEUE_IDS)]
     reply = await services.batcher.run(
         services.scripts["purchase"],

@@ -32,6 +32,11 @@ def serve(settings: Settings) -> None:
         url = embedded.start()
         log.info("embedded redis-server (AOF on) at %s, data in %s", url, embedded.data_dir)
         settings = replace(settings, redis=replace(settings.redis, url=url))
+    if settings.rehearsal_seed is not None:
+        log.warning(
+            "[rehearsal] seed is set: every draw is predictable from it. For rehearsals only, "
+            "never for a real drop"
+        )
     if settings.pow.generated_secrets:
         log.warning(
             "no [pow] secret/key_signature_secret configured: using random ones; run ONE "

@@ -42,6 +42,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accounts-per-bot", type=int, help="accounts of each bot person (10)")
     p.add_argument("--supply", type=int, help="units on sale (default 40%% of the persons)")
     p.add_argument("--seed", type=int, default=1, help="seed of the crowd and the bootstrap")
+    p.add_argument(
+        "--draw-seed",
+        help="fix the started server's draw seed and entry ids (reproducible draws; never use "
+        "for a real drop)",
+    )
     p.add_argument("--url", help="a running server (else one is started)")
     p.add_argument("--api-key", help="with --url: the platform's admin API key")
     p.add_argument("--identity-secret", help="with --url: the platform's HS256 identity secret")
@@ -66,6 +71,7 @@ def options_from(args: argparse.Namespace) -> Options:
         identity_secret=args.identity_secret,
         platform=args.platform,
         logs=args.out.with_suffix(""),
+        draw_seed=args.draw_seed,
     )
 
 

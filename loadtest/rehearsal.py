@@ -41,6 +41,9 @@ class Options:
     platform: str = "rehearsal"
     pow_model: PowModel = field(default_factory=PowModel)
     logs: Path | None = None  # where the server and Locust logs are kept (default: dropped)
+    # Fixes the server's draw (seed and entry ids) so a rehearsal is reproducible (CI). Full
+    # rehearsals leave it unset: fresh, secret seeds, as in a real drop.
+    draw_seed: str | None = None
 
     @property
     def timing(self) -> Timing:
@@ -58,7 +61,7 @@ def run(options: Options) -> dict[str, Any]:
                 options.url, options.platform, options.api_key, options.identity_secret
             )
         else:
-            server = LocalServer(work)
+            server = LocalServer(work, rehearsal_seed=options.draw_seed)
             deployment = server.start()
         try:
             capabilities.check(deployment, options.scenario.requires)
@@ -76,7 +79,9 @@ def _rehearse(options: Options, deployment: Deployment, work: Path) -> dict[str,
     scenario, size, timing = options.scenario, options.size, options.timing
     admin = Admin(deployment)
     window = scenario.window_s(timing, options.pow_model)
-    drop_id = f"rehearsal-{scenario.name}-{options.seed}-{secrets.token_hex(3)}"
+    # With a fixed draw seed the drop id must be fixed too: it is hashed into every receipt.
+    suffix = "" if options.draw_seed else f"-{secrets.token_hex(3)}"
+    drop_id = f"rehearsal-{scenario.name}-{options.seed}{suffix}"
     opens_at = time.time() + timing.lead_s
     closes_at = opens_at + window if scenario.mode == "lottery" else None
     end_at = (closes_at + 1.0) if closes_at else opens_at + window + timing.tail_s

@@ -33,7 +33,14 @@ def free_port() -> int:
         return port
 
 
-def config_toml(directory: Path, port: int, platform: str, api_key: str, identity: str) -> str:
+def config_toml(
+    directory: Path,
+    port: int,
+    platform: str,
+    api_key: str,
+    identity: str,
+    rehearsal_seed: str | None = None,
+) -> str:
     # 127.0.0.1 is a trusted proxy so that the simulated clients' X-Forwarded-For addresses
     # (one /24 per human, per bot account) reach the per-IP limits.
     return f"""\
@@ -56,13 +63,21 @@ interval_seconds = 0.2
 id = "{platform}"
 api_keys = ["{api_key}"]
 identity_hs256_secret = "{identity}"
-"""
+""" + (f'\n[rehearsal]\nseed = "{rehearsal_seed}"\n' if rehearsal_seed else "")
 
 
 class LocalServer:
     """``dropserver serve`` on a free port with an embedded Redis in ``directory``."""
 
-    def __init__(self, directory: Path, *, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        startup_timeout: float = 30.0,
+        rehearsal_seed: str | None = None,
+    ) -> None:
+        # A rehearsal seed fixes the server's draw seeds and entry ids (reproducible draws).
+        self.rehearsal_seed = rehearsal_seed
         self.directory = directory
         self.startup_timeout = startup_timeout
         port = free_port()
@@ -80,7 +95,14 @@ class LocalServer:
     def start(self) -> Deployment:
         d = self.deployment
         self.config.write_text(
-            config_toml(self.directory, self._port, d.platform, d.api_key, d.identity_secret)
+            config_toml(
+                self.directory,
+                self._port,
+                d.platform,
+                d.api_key,
+                d.identity_secret,
+                self.rehearsal_seed,
+            )
         )
         command = [str(Path(sys.executable).with_name("dropserver")), "serve"]
         if not Path(command[0]).exists():
