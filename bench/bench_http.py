@@ -70,6 +70,7 @@ url = "{redis_url}"
 [pow]
 secret = "{POW_SECRET}"
 key_signature_secret = "{KEY_SIG_SECRET}"
+pool_target = 50000
 [[platforms]]
 id = "bench"
 api_keys = ["{API_KEY}"]
@@ -140,6 +141,43 @@ def tokens() -> list[str]:
     return _TOKENS
 
 
+# PoW on, at a trivial KDF cost: the pool pre-derives off the request path (what a drop
+# created ahead of its opening gets), so the request path measured here is what a buyer pays
+# the server: one signature for a challenge; two HMACs and a ticket write for a purchase.
+BENCH_POW = {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4, "adaptive": False}
+PAYLOADS = 150_000  # pre-solved tickets, one per purchase request (they are single use)
+
+
+def challenge_lines(base: str, count: int) -> Iterator[str]:
+    drop_id = create_drop(base, pow=BENCH_POW)
+    for token in tokens():
+        yield f"GET\t/v1/drops/{drop_id}/challenge\t{token}\t"
+
+
+def pow_purchase_lines(base: str, count: int) -> Iterator[str]:
+    from dropserver.pow import binding_data, issue_challenge, pre_derive, solve
+    from dropserver.pow import payload as pow_payload
+    from dropserver.pow.difficulty import Difficulty
+
+    drop_id = create_drop(base, pow=BENCH_POW)
+    level = Difficulty.from_config({k: BENCH_POW[k] for k in ("algorithm", "cost", "counter_max")})
+    all_tokens = tokens()
+    expires = int(time.time()) + 3600
+    for i in range(PAYLOADS):
+        person = i % PERSONS
+        challenge = issue_challenge(
+            pre_derive(level),
+            hmac_secret=POW_SECRET.encode(),
+            key_signature_secret=KEY_SIG_SECRET.encode(),
+            expires_at=expires,
+            data=binding_data(
+                drop_id=drop_id, pid=f"b{person}", action="buy", ip_prefix="127.0.0.0/24"
+            ),
+        )
+        ticket = json.dumps({"pow": pow_payload(challenge, solve(challenge))})
+        yield f"POST\t/v1/drops/{drop_id}/purchase\t{all_tokens[person]}\t{ticket}"
+
+
 def bare_lines(base: str, count: int) -> Iterator[str]:
     yield "POST\t/bare\t\t{}"
 
@@ -159,11 +197,22 @@ TARGETS: list[Target] = [
         "pipelining off: each request its own round trip",
     ),
     Target("purchase, shared round trips", "main", purchase_lines, "pipelining on (default)"),
+    Target(
+        "purchase with PoW ticket",
+        "main",
+        pow_purchase_lines,
+        "pre-solved single-use tickets, verified and consumed",
+    ),
+    Target("challenge (PoW on)", "main", challenge_lines, "pool stocked ahead, no rate limits"),
 ]
 
 
-def run_wrk(base: str, lines_file: Path, duration: int, connections: int) -> dict[str, Any]:
-    env = {**os.environ, "BENCH_REQUESTS": str(lines_file)}
+def run_wrk(
+    base: str, lines_file: Path, duration: int, connections: int, offset: int = 0
+) -> dict[str, Any]:
+    # The offset starts a run after the lines an earlier run (the warm-up) used: single-use
+    # tickets must not be replayed.
+    env = {**os.environ, "BENCH_REQUESTS": str(lines_file), "BENCH_OFFSET": str(offset)}
     out = subprocess.run(
         [
             "wrk",
@@ -230,8 +279,10 @@ def main() -> int:
                 base = f"http://127.0.0.1:{port}"
                 lines_file = tmp / f"{target.server}.lines"
                 lines_file.write_text("\n".join(target.lines(base, 0)) + "\n")
-                run_wrk(base, lines_file, 2, args.connections)  # warm-up (token cache, JIT-less)
-                target.result = run_wrk(base, lines_file, args.duration, args.connections)
+                warm = run_wrk(base, lines_file, 2, args.connections)  # token cache, pool
+                target.result = run_wrk(
+                    base, lines_file, args.duration, args.connections, int(warm["requests"])
+                )
             print(f"  {target.name}: {target.result}", file=sys.stderr)
     bare_rps = targets[0].result["rps"]
     print(f"\n{'target':<42} {'req/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}")

@@ -7,6 +7,7 @@ function init(args)
   for line in io.lines(os.getenv("BENCH_REQUESTS")) do
     lines[#lines + 1] = line
   end
+  index = tonumber(os.getenv("BENCH_OFFSET") or "0") % #lines
 end
 
 function request()
