@@ -6,14 +6,9 @@ from dataclasses import dataclass
 
 from dropserver import purchase as codes
 from dropserver import rehearsal
-from dropserver.drops import Drop
+from dropserver.attempt import Attempt
 from dropserver.errors import conflict
-from dropserver.gate import Origin
-from dropserver.identity import Buyer
-from dropserver.keys import DropKeys
 from dropserver.lottery import receipt
-from dropserver.pow import Ticket
-from dropserver.services import Services
 
 ALREADY_ENTERED = 9
 
@@ -24,18 +19,9 @@ class Entry:
     receipt: str
 
 
-async def enter(
-    services: Services,
-    drop: Drop,
-    keys: DropKeys,
-    buyer: Buyer,
-    origin: Origin,
-    ticket: Ticket | None,
-    *,
-    idempotency_key: str,
-    fingerprint: str,
-) -> Entry:
-    limiter_keys, limiter_args = services.gate.limiters(drop, keys, buyer, origin)
+async def enter(attempt: Attempt) -> Entry:
+    services, drop, keys, buyer = attempt.services, attempt.drop, attempt.keys, attempt.buyer
+    limiter_keys, limiter_args = attempt.limiters()
     entry_id = rehearsal.new_entry_id(services.settings.rehearsal_seed, drop.id, buyer.person)
     reply = await services.batcher.run(
         services.scripts["enter"],
@@ -45,7 +31,7 @@ async def enter(
             keys.entries,
             keys.idempotency,
             keys.events,
-            keys.pow_ticket(ticket.challenge_id if ticket else "-"),
+            attempt.ticket_key,
             *limiter_keys,
         ],
         [
@@ -53,18 +39,15 @@ async def enter(
             buyer.account,
             entry_id,
             receipt(drop.id, entry_id),
-            f"{buyer.person}:{idempotency_key}" if idempotency_key else "",
-            fingerprint,
-            ticket.expires_at * 1000 if ticket else 0,
+            attempt.idempotency_field,
+            attempt.fingerprint,
+            attempt.ticket_expiry_ms,
             *limiter_args,
         ],
     )
     code = int(reply[0])
     m = services.metrics
-    if ticket is not None and code != codes.RATE_LIMITED:
-        services.gate.count_verification(
-            drop.id, "pow_replayed" if code == codes.POW_REPLAYED else "ok"
-        )
+    attempt.count_ticket(code, rate_limited=codes.RATE_LIMITED, replayed=codes.POW_REPLAYED)
     outcome = "entered" if code == codes.OK else _OUTCOMES.get(code, "error")
     m.child(m.lottery_entries, drop.id, outcome).inc()  # type: ignore[attr-defined]
     if code == codes.OK:

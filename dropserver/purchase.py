@@ -6,15 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dropserver import rehearsal
-from dropserver.drops import Drop
+from dropserver.attempt import Attempt
 from dropserver.errors import ApiError, conflict, not_found
-from dropserver.gate import Origin
-from dropserver.identity import Buyer
-from dropserver.keys import DropKeys
 from dropserver.lottery import receipt
 from dropserver.orders import fresh_order_ids, new_order_id
-from dropserver.pow import Ticket
-from dropserver.services import Services
 from dropserver.timefmt import format_ms
 
 # Reply codes of lua/purchase.lua (and of the other gate scripts), by outcome label, which is
@@ -69,19 +64,10 @@ class Allocation:
         }
 
 
-async def purchase(
-    services: Services,
-    drop: Drop,
-    keys: DropKeys,
-    buyer: Buyer,
-    origin: Origin,
-    ticket: Ticket | None,
-    *,
-    idempotency_key: str,
-    fingerprint: str,
-) -> Allocation | Pending:
-    limiter_keys, limiter_args = services.gate.limiters(drop, keys, buyer, origin)
-    queue_args: list[str | int] = []
+async def purchase(attempt: Attempt) -> Allocation | Pending:
+    services, drop, keys, buyer = attempt.services, attempt.drop, attempt.keys, attempt.buyer
+    limiter_keys, limiter_args = attempt.limiters()
+    queue_args: list[str | int] = ["", ""]
     if drop.fair_start_seconds:
         entry_id = rehearsal.new_entry_id(services.settings.rehearsal_seed, drop.id, buyer.person)
         queue_args = [entry_id, receipt(drop.id, entry_id), *fresh_order_ids(drop.id, QUEUE_IDS)]
@@ -97,7 +83,7 @@ async def purchase(
             keys.idempotency,
             keys.events,
             keys.person_orders,
-            keys.pow_ticket(ticket.challenge_id if ticket else "-"),
+            attempt.ticket_key,
             *limiter_keys,
             keys.entries,
             keys.late,
@@ -109,17 +95,16 @@ async def purchase(
             buyer.person,
             buyer.account,
             new_order_id(drop.id),
-            f"{buyer.person}:{idempotency_key}" if idempotency_key else "",
-            fingerprint,
-            ticket.expires_at * 1000 if ticket else 0,
+            attempt.idempotency_field,
+            attempt.fingerprint,
+            attempt.ticket_expiry_ms,
             *limiter_args,
-            *(queue_args or ["", ""]),
+            *queue_args,
         ],
     )
     code = reply[0]
     metrics = services.metrics
-    if ticket is not None and code != RATE_LIMITED:
-        services.gate.count_verification(drop.id, "pow_replayed" if code == POW_REPLAYED else "ok")
+    attempt.count_ticket(code, rate_limited=RATE_LIMITED, replayed=POW_REPLAYED)
     if code == OK:
         status = reply[2].decode()
         metrics.child(metrics.purchases, drop.id, status).inc()  # type: ignore[attr-defined]

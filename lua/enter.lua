@@ -26,20 +26,15 @@
   Replies other than {6}, {7} and {8} are stored under the idempotency key.
 ]]
 --- @include "gcra"
-local K_META, K_COUNTS, K_ENTRIES, K_IDEM, K_EVENTS, K_TICKET =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+--- @include "attempt"
+local K_META, K_COUNTS, K_ENTRIES, K_EVENTS = KEYS[1], KEYS[2], KEYS[3], KEYS[5]
 local pid, sub, entry_id, receipt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local idem, fingerprint, ticket_expiry = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local attempt = {counts = K_COUNTS, idem = KEYS[4], ticket = KEYS[6], idem_field = ARGV[5],
+  fingerprint = ARGV[6], ticket_expiry = tonumber(ARGV[7]), limiter_key = 7, limiter_arg = 8}
 
-if idem ~= '' then
-  local stored = redis.call('HGET', K_IDEM, idem)
-  if stored then
-    local first = cjson.decode(stored)
-    if first[1] ~= fingerprint then
-      return {7}
-    end
-    return first[2]
-  end
+local replay = attempt_replay(attempt)
+if replay then
+  return replay
 end
 local existing = redis.call('HGET', K_ENTRIES, pid)
 if existing and string.sub(existing, 1, #entry_id + 1) == entry_id .. ' ' then
@@ -54,33 +49,13 @@ local drop_id, opens_at, closes_at = meta[1], tonumber(meta[2]), tonumber(meta[3
 local now_us = gcra_now_us()
 local now = math.floor(now_us / 1000)
 
-local limiters, err = gcra_check_all(KEYS, 7, ARGV, 8, 3, now_us)
-if limiters == nil then
-  return redis.error_reply(err)
-end
-local verdict = gcra_verdict(limiters)
-if verdict[1] == 1 then
-  redis.call('HINCRBY', K_COUNTS, 'rej:rate_limited', 1)  -- the only write of a limited attempt
-  return {6, verdict[2], verdict[3], verdict[4], verdict[5], verdict[6]}
-end
-if ticket_expiry > 0 and redis.call('EXISTS', K_TICKET) == 1 then
-  gcra_commit_all(KEYS, 7, limiters)
-  redis.call('HINCRBY', K_COUNTS, 'rej:pow_replayed', 1)
-  return {5}
+local limiters, refusal = attempt_admit(attempt, now_us)
+if not limiters then
+  return refusal
 end
 
 local function finish(reply, reason)
-  gcra_commit_all(KEYS, 7, limiters)
-  if ticket_expiry > 0 then
-    redis.call('SET', K_TICKET, 1, 'PX', math.max(ticket_expiry - now, 1000))
-  end
-  if reason then
-    redis.call('HINCRBY', K_COUNTS, 'rej:' .. reason, 1)
-  end
-  if idem ~= '' then
-    redis.call('HSET', K_IDEM, idem, cjson.encode({fingerprint, reply}))
-  end
-  return reply
+  return attempt_finish(attempt, limiters, now, reply, reason)
 end
 
 if now < opens_at then

@@ -53,27 +53,21 @@
   retries.
 ]]
 --- @include "gcra"
+--- @include "attempt"
 --- @include "allocate"
 --- @include "promote"
 local K_META, K_COUNTS, K_FREE, K_PERSONS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_ORDERS, K_HOLDS, K_IDEM, K_EVENTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_PORDERS, K_TICKET = KEYS[9], KEYS[10]
-local ticket_expiry = tonumber(ARGV[6])
-local pid, sub, order_id, idem, fingerprint = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local K_ORDERS, K_HOLDS, K_EVENTS, K_PORDERS = KEYS[5], KEYS[6], KEYS[8], KEYS[9]
+local pid, sub, order_id = ARGV[1], ARGV[2], ARGV[3]
+local attempt = {counts = K_COUNTS, idem = KEYS[7], ticket = KEYS[10], idem_field = ARGV[4],
+  fingerprint = ARGV[5], ticket_expiry = tonumber(ARGV[6]), limiter_key = 11, limiter_arg = 7}
 
--- A retry: the first answer, unchanged.
-if idem ~= '' then
-  local stored = redis.call('HGET', K_IDEM, idem)
-  if stored then
-    local first = cjson.decode(stored)
-    if first[1] ~= fingerprint then
-      return {7}
-    end
-    return first[2]
-  end
+local replay = attempt_replay(attempt)
+if replay then
+  return replay
 end
 local existing = redis.call('HGET', K_ORDERS, order_id)
-if existing then
+if existing then  -- this very request, sent again after a lost reply
   local o = cjson.decode(existing)
   return {0, o.serial, o.status, o.expires_at, o.order_id}
 end
@@ -89,39 +83,14 @@ local limit, hold_ms, fair_start_ms = tonumber(meta[6]), tonumber(meta[7]), tonu
 local now_us = gcra_now_us()
 local now = math.floor(now_us / 1000)
 
-local limiters, err = gcra_check_all(KEYS, 11, ARGV, 7, 3, now_us)
-if limiters == nil then
-  return redis.error_reply(err)
-end
-local verdict = gcra_verdict(limiters)
-if verdict[1] == 1 then
-  redis.call('HINCRBY', K_COUNTS, 'rej:rate_limited', 1)  -- the only write of a limited attempt
-  return {6, verdict[2], verdict[3], verdict[4], verdict[5], verdict[6]}
-end
-if ticket_expiry > 0 and redis.call('EXISTS', K_TICKET) == 1 then
-  -- A replay is an attempt too: charged, so replaying costs a bot its rate like anything else.
-  gcra_commit_all(KEYS, 11, limiters)
-  redis.call('HINCRBY', K_COUNTS, 'rej:pow_replayed', 1)
-  return {5}
+local limiters, refusal = attempt_admit(attempt, now_us)
+if not limiters then
+  return refusal
 end
 
 -- From here on the attempt counts: it is charged and its ticket is spent, whatever the outcome.
-local function charge()
-  gcra_commit_all(KEYS, 11, limiters)
-  if ticket_expiry > 0 then
-    redis.call('SET', K_TICKET, 1, 'PX', math.max(ticket_expiry - now, 1000))
-  end
-end
-
 local function finish(reply, reason)
-  charge()
-  if reason then
-    redis.call('HINCRBY', K_COUNTS, 'rej:' .. reason, 1)
-  end
-  if idem ~= '' then
-    redis.call('HSET', K_IDEM, idem, cjson.encode({fingerprint, reply}))
-  end
-  return reply
+  return attempt_finish(attempt, limiters, now, reply, reason)
 end
 
 if now < opens_at then

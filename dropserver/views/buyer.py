@@ -16,12 +16,7 @@ from dropserver.drop_store import Counts
 from dropserver.drops import Drop
 from dropserver.errors import conflict, invalid, not_found
 from dropserver.http import (
-    fingerprint,
-    idempotency_key,
     json_response,
-    only_fields,
-    parse_object,
-    read_body,
 )
 from dropserver.keys import DropKeys
 from dropserver.orders import drop_of, order_view, owner_check
@@ -29,6 +24,7 @@ from dropserver.services import Services
 from dropserver.timefmt import format_ms
 from dropserver.views.admin import admin_view
 from dropserver.views.common import drop_or_404, platform_for_view
+from dropserver.views.gated import admit, refuse_before_open
 
 
 def availability(counts: Counts) -> str:
@@ -68,31 +64,15 @@ async def get_drop(request: web.Request) -> web.Response:
 
 
 async def purchase(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    buyer = buyer_of(request, services)
-    drop, keys = await drop_or_404(services, request.match_info["id"])
-    admit_buyer(drop, buyer)
-    if drop.mode != "fcfs":
-        raise conflict("wrong_mode", "this is a lottery drop: enter it at /entries")
-    refuse_before_open(drop)
-    origin = services.gate.origin(request)
-    raw = await read_body(request)
-    body = parse_object(raw, allow_empty=True)
-    only_fields(body, {"pow"})
-    ticket = services.gate.verify(drop, body, buyer, origin)
     wait = _wait_seconds(request)
-    allocation = await purchasing.purchase(
-        services,
-        drop,
-        keys,
-        buyer,
-        origin,
-        ticket,
-        idempotency_key=idempotency_key(request),
-        fingerprint=fingerprint(raw),
-    )
+    attempt = await admit(request, "fcfs")
+    allocation = await purchasing.purchase(attempt)
     if isinstance(allocation, purchasing.Pending):
-        served = await _served(services, keys, buyer.person, wait) if wait else None
+        served = (
+            await _served(attempt.services, attempt.keys, attempt.buyer.person, wait)
+            if wait
+            else None
+        )
         if served is None:
             return json_response(allocation.to_json(), 202)
         allocation = served
@@ -134,13 +114,6 @@ async def _served(
         if time.monotonic() + _POLL > deadline:
             return None
         await asyncio.sleep(_POLL)
-
-
-def refuse_before_open(drop: Drop) -> None:
-    """425 before the opening, by this process's clock, before any work is spent on the
-    request. Only a shortcut: the scripts decide by the Redis clock."""
-    if time.time() * 1000 < drop.opens_at:
-        raise purchasing.refusal(purchasing.NOT_OPEN, [purchasing.NOT_OPEN, drop.opens_at])
 
 
 async def challenge(request: web.Request) -> web.Response:

@@ -5,47 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from dropserver.appkeys import SERVICES
-from dropserver.auth import admit_buyer, buyer_of, platform_of
+from dropserver.auth import platform_of
 from dropserver.draws import DrawRefused
 from dropserver.entries import enter
 from dropserver.errors import ApiError, conflict, not_found
 from dropserver.http import (
-    fingerprint,
-    idempotency_key,
     json_response,
-    only_fields,
-    parse_object,
-    read_body,
 )
 from dropserver.proofs import draw_state, drawn_receipts, entries_ndjson, proof
 from dropserver.timefmt import format_ms
-from dropserver.views.buyer import refuse_before_open
 from dropserver.views.common import drop_or_404
+from dropserver.views.gated import admit
 
 
 async def create_entry(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    buyer = buyer_of(request, services)
-    drop, keys = await drop_or_404(services, request.match_info["id"])
-    admit_buyer(drop, buyer)
-    if drop.mode != "lottery":
-        raise conflict("wrong_mode", "this is a first-come drop: buy at /purchase")
-    refuse_before_open(drop)
-    origin = services.gate.origin(request)
-    raw = await read_body(request)
-    body = parse_object(raw, allow_empty=True)
-    only_fields(body, {"pow"})
-    ticket = services.gate.verify(drop, body, buyer, origin)
-    entry = await enter(
-        services,
-        drop,
-        keys,
-        buyer,
-        origin,
-        ticket,
-        idempotency_key=idempotency_key(request),
-        fingerprint=fingerprint(raw),
-    )
+    entry = await enter(await admit(request, "lottery"))
     return json_response({"entry_id": entry.entry_id, "receipt": entry.receipt}, 202)
 
 
