@@ -15,9 +15,7 @@
 --- @include "allocate"
 --- @include "promote"
 --- @include "release"
-local k = {counts = KEYS[1], free = KEYS[2], persons = KEYS[3], orders = KEYS[4],
-  holds = KEYS[5], events = KEYS[6], porders = KEYS[7], meta = KEYS[8], draw = KEYS[9],
-  draw_order = KEYS[10], entries = KEYS[11]}
+local k = order_keys()
 local ids = {unpack(ARGV, 2)}
 local raw = redis.call('HGET', k.orders, ARGV[1])
 if not raw then

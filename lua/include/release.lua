@@ -9,6 +9,13 @@
     ids, ids_from  fresh order ids for the promotion
   Returns the re-encoded order and the number of ids used.
 ]]
+-- The KEYS of the scripts that end holds, by name (layout: dropserver.orders.order_script_keys).
+local function order_keys()
+  return {counts = KEYS[1], free = KEYS[2], persons = KEYS[3], orders = KEYS[4],
+    holds = KEYS[5], events = KEYS[6], porders = KEYS[7], meta = KEYS[8], draw = KEYS[9],
+    draw_order = KEYS[10], entries = KEYS[11]}
+end
+
 local function release_hold(order, new_status, now, k, ids, ids_from)
   order.status = new_status
   order.ended_at = now
