@@ -18,9 +18,12 @@ for i = 4, #ARGV, 2 do
   ranks[#ranks + 1] = rank
   rank = rank + 1
 end
-if #items > 0 then
-  redis.call('RPUSH', KEYS[2], unpack(items))
-  redis.call('HSET', KEYS[3], unpack(ranks))
+-- unpack() is capped by Lua's C stack (about 8000 values): push in slices of 1000 items.
+local SLICE = 1000
+for first = 1, #items, SLICE do
+  local last = math.min(first + SLICE - 1, #items)
+  redis.call('RPUSH', KEYS[2], unpack(items, first, last))
+  redis.call('HSET', KEYS[3], unpack(ranks, 2 * first - 1, 2 * last))
 end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return {0}
