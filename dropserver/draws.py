@@ -30,7 +30,7 @@ from dropserver.sweeper import Sweeper
 log = logging.getLogger("dropserver.draws")
 
 READ_BATCH = 5_000  # entries per HSCAN call
-WRITE_BATCH = 5_000  # draw-order items per draw_write call
+WRITE_BATCH = 2_500  # draw-order items per draw_write call: ~20 ms of Redis time each
 LOCK_MS = 30_000  # a drawer that stops renewing for this long is presumed dead
 
 
@@ -86,9 +86,12 @@ class DrawRunner:
         )
         order = proof.winners + proof.waitlist
         for start in range(0, len(order), WRITE_BATCH):
-            pairs: list[str | int] = [token, LOCK_MS, start]
-            for receipt in order[start : start + WRITE_BATCH]:
-                pairs += (receipt, pid_of[receipt])
+            batch = order[start : start + WRITE_BATCH]
+            pids = [pid_of[receipt] for receipt in batch]
+            pairs: list[str | int] = [token, LOCK_MS, len(batch)]
+            pairs += [f"{receipt} {pid}" for receipt, pid in zip(batch, pids, strict=True)]
+            for rank, pid in enumerate(pids, start):
+                pairs += (pid, rank)
             written = await self._batcher.run(
                 self._scripts["draw_write"],
                 [keys.draw_lock, keys.draw_order_tmp, keys.ranks_tmp],
