@@ -45,8 +45,12 @@ def pack_evalsha(script: Script, keys: Sequence[str], args: Sequence[Arg]) -> by
     ]
     append = parts.append
     for value in (*keys, *args):
-        kind = type(value)
-        data = value.encode() if kind is str else value if kind is bytes else str(value).encode()
+        if isinstance(value, str):
+            data = value.encode()
+        elif isinstance(value, bytes):
+            data = value
+        else:
+            data = b"%d" % value
         append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(parts)
 
