@@ -15,6 +15,7 @@ from dropserver.appkeys import SERVICES
 from dropserver.background import periodic
 from dropserver.batcher import ScriptBatcher
 from dropserver.config import Settings
+from dropserver.demand import DemandMeter
 from dropserver.draws import DrawRunner
 from dropserver.drop_store import DropStore
 from dropserver.gate import Gate
@@ -23,6 +24,7 @@ from dropserver.metrics import Metrics
 from dropserver.middleware import make_middleware
 from dropserver.orders import OrderStore
 from dropserver.pow import PreDerivationPool
+from dropserver.redis_clock import RedisClock
 from dropserver.scripts import load_all
 from dropserver.services import Services
 from dropserver.sweeper import Sweeper
@@ -82,6 +84,15 @@ async def _services(
         metrics,
         settings.sweeper,
     )
+    clock = RedisClock()
+    demand = DemandMeter(
+        batcher,
+        scripts["demand_report"],
+        clock,
+        window_seconds=settings.pow.demand_window_seconds,
+        drop_levels=settings.pow.demand_levels,
+        ip_levels=settings.pow.ip_levels,
+    )
     services = Services(
         settings=settings,
         redis=redis,
@@ -94,6 +105,8 @@ async def _services(
         metrics=metrics,
         sweeper=sweeper,
         gate=Gate(settings, pow_pool, metrics),
+        clock=clock,
+        demand=demand,
         draws=DrawRunner(
             redis, batcher, scripts, drops, sweeper, list(settings.platforms), metrics
         ),
@@ -105,6 +118,7 @@ async def _services(
             async with (
                 periodic("hold sweeper", sweeper.sweep_once, interval),
                 periodic("draw runner", services.draws.draw_due, interval),
+                periodic("demand reports", demand.report, settings.pow.demand_report_seconds),
             ):
                 yield
         else:

@@ -60,6 +60,9 @@ class PowSettings:
     demand_levels: tuple[float, ...] = (500.0, 2000.0, 8000.0)
     ip_levels: tuple[float, ...] = (10.0, 40.0, 160.0)
     demand_window_seconds: float = 5.0
+    # How often each process pools its challenge counts in Redis (and learns Redis's clock
+    # and early closings): the lag of cross-process demand and of an admin's close.
+    demand_report_seconds: float = 0.1
     generated_secrets: bool = False
 
 
@@ -137,7 +140,7 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         pow_raw,
         {
             "secret", "key_signature_secret", "ttl_seconds", "workers", "pool_target",
-            "demand_levels", "ip_levels", "demand_window_seconds",
+            "demand_levels", "ip_levels", "demand_window_seconds", "demand_report_seconds",
         },
     )  # fmt: skip
     generated = "secret" not in pow_raw or "key_signature_secret" not in pow_raw
@@ -154,10 +157,11 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
             key_signature_secret=_secret(pow_raw, "key_signature_secret"),
             ttl_seconds=_int(pow_raw, "[pow]", "ttl_seconds", 300, low=10, high=3600),
             workers=_int(pow_raw, "[pow]", "workers", 2, low=1, high=64),
-            pool_target=_int(pow_raw, "[pow]", "pool_target", 256, low=1, high=100_000),
+            pool_target=_int(pow_raw, "[pow]", "pool_target", 256, low=1, high=1_000_000),
             demand_levels=_levels(pow_raw, "demand_levels", (500.0, 2000.0, 8000.0)),
             ip_levels=_levels(pow_raw, "ip_levels", (10.0, 40.0, 160.0)),
             demand_window_seconds=_float(pow_raw, "[pow]", "demand_window_seconds", 5.0, low=0.1),
+            demand_report_seconds=_float(pow_raw, "[pow]", "demand_report_seconds", 0.1, low=0.01),
             generated_secrets=generated,
         ),
         sweeper=_sweeper(_table(raw, "sweeper")),

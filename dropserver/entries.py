@@ -53,7 +53,7 @@ async def enter(attempt: Attempt) -> Entry:
     if code == codes.OK:
         return Entry(reply[1].decode(), reply[2].decode())
     if code == codes.RATE_LIMITED:
-        raise services.gate.rate_limited(drop.id, reply)
+        raise services.gate.rate_limited_reply(drop.id, reply)
     if code == ALREADY_ENTERED:
         raise conflict("already_entered", "this person has entered this drop already")
     raise codes.refusal(code, reply)

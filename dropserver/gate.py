@@ -3,8 +3,10 @@
 - Proof of work: a challenge is only issued once the drop is open, bound to drop, person,
   action and IP prefix, signed (no KDF on the request path: the pool pre-derives), and its id
   is consumed in the same Lua script as the purchase or entry, so a payload works once.
-- Rate limits per person, IP prefix and device: GCRA, charged inside the same script.
-- Adaptive difficulty: the challenge script measures live demand of identified persons; each
+- Rate limits per person, IP prefix and device: GCRA, charged inside the same script. The
+  challenge endpoint, which writes nothing shared, is limited in this process
+  (:mod:`dropserver.local_limits`) so that it needs no round trip.
+- Adaptive difficulty: live demand of identified persons (:mod:`dropserver.demand`); each
   level reached doubles the work of the challenges issued.
 """
 
@@ -22,6 +24,7 @@ from dropserver.drops import Drop
 from dropserver.errors import ApiError, forbidden, invalid
 from dropserver.identity import Buyer
 from dropserver.keys import DropKeys
+from dropserver.local_limits import LocalLimiter
 from dropserver.metrics import Metrics
 from dropserver.pow import (
     Difficulty,
@@ -33,7 +36,7 @@ from dropserver.pow import (
     issue_challenge,
     verify_payload,
 )
-from dropserver.ratelimit import KINDS, RateLimitResult, ip_prefix, limiter_args
+from dropserver.ratelimit import KINDS, RateLimit, RateLimitResult, ip_prefix, limiter_args
 
 DEVICE_HEADER = "X-Device-Id"
 MAX_LEVEL_FACTOR = 1 << 6  # adaptive difficulty never multiplies the work by more than 64
@@ -57,9 +60,7 @@ class Gate:
         self._pow = settings.pow
         self._pool = pool
         self._metrics = metrics
-        self._drop_thresholds = ",".join(f"{v:g}" for v in self._pow.demand_levels)
-        self._ip_thresholds = ",".join(f"{v:g}" for v in self._pow.ip_levels)
-        self._window_us = str(int(self._pow.demand_window_seconds * 1_000_000))
+        self._challenge_limits = LocalLimiter()
 
     # --- where a request comes from -------------------------------------------------------
 
@@ -93,10 +94,24 @@ class Gate:
             args.extend(limiter_args(limit))
         return key_list, args
 
-    def rate_limited(self, drop_id: str, reply: list[Any]) -> ApiError:
-        """The 429 for a rate-limited reply ``{6, index, limit, remaining, retry, reset}``."""
-        result = RateLimitResult.from_reply([1, *reply[1:]])
-        kind = KINDS[int(reply[1]) - 1] if 1 <= int(reply[1]) <= 3 else "unknown"
+    def check_challenge_limits(self, drop: Drop, buyer: Buyer, origin: Origin) -> RateLimitResult:
+        """Charge the challenge request to this process's limiters (person, ip, device)."""
+        limits = drop.rate_limits.merge(self._settings.limits)
+        values = (buyer.person, origin.ip_prefix, origin.device)
+        pairs: list[tuple[str, RateLimit | None]] = [
+            (f"{drop.id} {kind} {value}", limits.get(kind) if value else None)
+            for kind, value in zip(KINDS, values, strict=True)
+        ]
+        return self._challenge_limits.check(pairs)
+
+    def rate_limited_reply(self, drop_id: str, reply: list[Any]) -> ApiError:
+        """The 429 for a script's rate-limited reply ``{6, index, limit, remaining, retry,
+        reset}``."""
+        return self.rate_limited(drop_id, RateLimitResult.from_reply([1, *reply[1:]]))
+
+    def rate_limited(self, drop_id: str, result: RateLimitResult) -> ApiError:
+        """The 429 for a refusal by the limiter at ``result.index`` (1..3: person, ip, device)."""
+        kind = KINDS[result.index - 1] if 1 <= result.index <= 3 else "unknown"
         self._metrics.child(self._metrics.ratelimit_rejections, drop_id, kind).inc()  # type: ignore[attr-defined]
         retry = result.retry_after_seconds()
         message = (
@@ -119,9 +134,6 @@ class Gate:
         # Doubling counter_max doubles the expected work (the secret counter lies in
         # [counter_max/2, counter_max]) without touching the KDF cost a phone must afford.
         return replace(base, counter_max=min(base.counter_max * factor, 10_000_000))
-
-    def challenge_args(self, origin: Origin) -> list[str | int]:
-        return [origin.ip_prefix, self._window_us, self._drop_thresholds, self._ip_thresholds]
 
     def prepare(self, drop: Drop) -> None:
         """Start pre-deriving a drop's base level (at creation, long before its opening)."""

@@ -114,7 +114,7 @@ async def purchase(attempt: Attempt) -> Allocation | Pending:
         return Pending(reply[1].decode(), reply[2].decode(), int(reply[3]))
     metrics.child(metrics.purchases, drop.id, OUTCOMES.get(code, "error")).inc()  # type: ignore[attr-defined]
     if code == RATE_LIMITED:
-        raise services.gate.rate_limited(drop.id, reply)
+        raise services.gate.rate_limited_reply(drop.id, reply)
     raise refusal(code, reply)
 
 

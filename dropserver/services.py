@@ -8,12 +8,14 @@ from redis.asyncio import Redis
 
 from dropserver.batcher import ScriptBatcher
 from dropserver.config import Settings
+from dropserver.demand import DemandMeter
 from dropserver.draws import DrawRunner
 from dropserver.drop_store import DropStore
 from dropserver.gate import Gate
 from dropserver.identity import BuyerVerifier, PlatformAuthenticator
 from dropserver.metrics import Metrics
 from dropserver.orders import OrderStore
+from dropserver.redis_clock import RedisClock
 from dropserver.scripts import Script
 from dropserver.sweeper import Sweeper
 
@@ -31,4 +33,6 @@ class Services:
     metrics: Metrics
     sweeper: Sweeper
     gate: Gate
+    clock: RedisClock
+    demand: DemandMeter
     draws: DrawRunner

@@ -86,7 +86,9 @@ async def list_drops(request: web.Request) -> web.Response:
 async def close_drop(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     drop, _ = await _owned(services, request)
-    await services.drops.close(drop.id)
+    closed_at = await services.drops.close(drop.id)
+    if closed_at is not None:
+        services.demand.note_closed(drop.id, closed_at)  # other processes learn it by report
     fresh = await services.drops.fresh(drop.id)
     assert fresh is not None
     return json_response(admin_view(*fresh))

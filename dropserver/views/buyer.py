@@ -24,7 +24,7 @@ from dropserver.services import Services
 from dropserver.timefmt import format_ms
 from dropserver.views.admin import admin_view
 from dropserver.views.common import drop_or_404, platform_for_view
-from dropserver.views.gated import admit, refuse_before_open
+from dropserver.views.gated import admit
 
 
 def availability(counts: Counts) -> str:
@@ -117,27 +117,30 @@ async def _served(
 
 
 async def challenge(request: web.Request) -> web.Response:
-    """A proof-of-work challenge bound to this drop, person, action and IP prefix."""
+    """A proof-of-work challenge bound to this drop, person, action and IP prefix.
+
+    Answered without Redis: issuing writes nothing shared, so the opening and closing are
+    judged by Redis's clock as last observed, the limits by this process's limiters, and the
+    demand is counted here and reported in the background (dropserver.demand). The purchase
+    or entry script that consumes the ticket checks all of it again, atomically."""
     services = request.app[SERVICES]
     buyer = buyer_of(request, services)
-    drop, keys = await drop_or_404(services, request.match_info["id"])
+    drop, _keys = await drop_or_404(services, request.match_info["id"])
     admit_buyer(drop, buyer)
     if drop.pow is None:
         raise conflict("pow_disabled", "this drop takes no proof of work: send {} instead")
-    refuse_before_open(drop)
-    origin = services.gate.origin(request)
-    limiter_keys, limiter_args = services.gate.limiters(drop, keys, buyer, origin)
-    reply = await services.batcher.run(
-        services.scripts["challenge"],
-        [keys.meta, keys.demand, *limiter_keys],
-        [*limiter_args, *services.gate.challenge_args(origin)],
-    )
-    code = reply[0]
-    if code == purchasing.RATE_LIMITED:
-        raise services.gate.rate_limited(drop.id, reply)
-    if code != purchasing.OK:
-        raise purchasing.refusal(code, reply)
-    challenge_body = await services.gate.issue(drop, buyer, origin, int(reply[1]))
+    now = services.clock.now_ms()
+    if now < drop.opens_at:
+        raise purchasing.refusal(purchasing.NOT_OPEN, [purchasing.NOT_OPEN, drop.opens_at])
+    if services.demand.closed_at(drop.id) or 0 < drop.closes_at <= now:
+        raise purchasing.refusal(purchasing.CLOSED, [purchasing.CLOSED])
+    gate = services.gate
+    origin = gate.origin(request)
+    limits = gate.check_challenge_limits(drop, buyer, origin)
+    if limits.limited:
+        raise gate.rate_limited(drop.id, limits)
+    level = services.demand.hit(drop.id, origin.ip_prefix)
+    challenge_body = await gate.issue(drop, buyer, origin, level)
     return json_response(challenge_body, headers=_NO_STORE)
 
 

@@ -6,9 +6,10 @@
     field    what is measured ('g' for the whole drop, 'ip:<prefix>' for one IP prefix)
     now_us   the Redis clock, microseconds
     tau_us   the averaging window, microseconds
-  Records one event and returns the rate after it, in events per second.
+    n        events to record now (0: only read the decayed rate, write nothing)
+  Returns the rate after recording, in events per second.
 ]]
-local function demand_hit(key, field, now_us, tau_us)
+local function demand_add(key, field, now_us, tau_us, n)
   local rate = 0
   local stored = redis.call('HGET', key, field)
   if stored then
@@ -16,21 +17,9 @@ local function demand_hit(key, field, now_us, tau_us)
     local old_rate, old_t = tonumber(string.sub(stored, 1, sep - 1)), tonumber(string.sub(stored, sep + 1))
     rate = old_rate * math.exp(-math.max(now_us - old_t, 0) / tau_us)
   end
-  rate = rate + 1e6 / tau_us
-  redis.call('HSET', key, field, string.format('%.6f|%d', rate, now_us))
-  return rate
-end
-
---[[
-  Function to map a rate onto a level: how many of the ascending thresholds it reaches.
-    thresholds  comma-separated numbers, e.g. '500,2000,8000' ('' = no levels)
-]]
-local function demand_level(rate, thresholds)
-  local level = 0
-  for th in string.gmatch(thresholds, '[^,]+') do
-    if rate >= tonumber(th) then
-      level = level + 1
-    end
+  if n > 0 then
+    rate = rate + n * 1e6 / tau_us
+    redis.call('HSET', key, field, string.format('%.6f|%d', rate, now_us))
   end
-  return level
+  return rate
 end
