@@ -46,6 +46,10 @@ PLATFORM = PlatformSettings("bench", (API_KEY,), SECRET)
 # its own (the "first request" target).
 PERSONS = 2_000
 LIMIT = 100
+# Pre-derived puzzles the server keeps per level: enough for every challenge of a warm-up and a
+# measured run, so that the measured window is the request path alone, as for a drop created
+# ahead of its opening. Refilling (a KDF per puzzle) is a cost of its own: see pow_micro.py.
+POOL_TARGET = 500_000
 
 
 @dataclass
@@ -70,7 +74,7 @@ url = "{redis_url}"
 [pow]
 secret = "{POW_SECRET}"
 key_signature_secret = "{KEY_SIG_SECRET}"
-pool_target = 50000
+pool_target = {POOL_TARGET}
 [[platforms]]
 id = "bench"
 api_keys = ["{API_KEY}"]
@@ -148,8 +152,27 @@ BENCH_POW = {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4, "adapti
 PAYLOADS = 150_000  # pre-solved tickets, one per purchase request (they are single use)
 
 
+def wait_for_pool(base: str, drop_id: str) -> None:
+    """Wait until the server's pool is stocked (it starts when the drop is created). Each
+    challenge issued sets the stock gauge, so one is asked for every half second."""
+    request = urllib.request.Request(
+        f"{base}/v1/drops/{drop_id}/challenge",
+        headers={"Authorization": f"Bearer {tokens()[0]}"},
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        urllib.request.urlopen(request).read()
+        metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
+        found = re.search(r"^dropserver_pow_pool_stock\{[^}]*\} ([\d.e+]+)$", metrics, re.M)
+        if found and float(found.group(1)) >= POOL_TARGET * 0.99:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the pre-derivation pool did not fill in 120 s")
+
+
 def challenge_lines(base: str, count: int) -> Iterator[str]:
     drop_id = create_drop(base, pow=BENCH_POW)
+    wait_for_pool(base, drop_id)
     for token in tokens():
         yield f"GET\t/v1/drops/{drop_id}/challenge\t{token}\t"
 
@@ -160,6 +183,7 @@ def pow_purchase_lines(base: str, count: int) -> Iterator[str]:
     from dropserver.pow.difficulty import Difficulty
 
     drop_id = create_drop(base, pow=BENCH_POW)
+    wait_for_pool(base, drop_id)
     level = Difficulty.from_config({k: BENCH_POW[k] for k in ("algorithm", "cost", "counter_max")})
     all_tokens = tokens()
     expires = int(time.time()) + 3600
@@ -238,11 +262,49 @@ def run_wrk(
     return {k: float(v) for k, v in stats.items()}
 
 
+PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU time a process has used so far (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def profiler(pid: int, name: str, duration: int) -> Iterator[None]:
+    """py-spy samples the server while the body runs (duration 0: no profile)."""
+    if not duration:
+        yield
+        return
+    out = ROOT / "bench" / "results" / (re.sub(r"[^a-z0-9]+", "-", name.lower()) + ".folded")
+    out.parent.mkdir(exist_ok=True)
+    spy = subprocess.Popen(
+        [PY_SPY, "record", "--pid", str(pid), "--duration", str(duration), "--rate", "200",
+         "--format", "raw", "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        spy.wait(duration + 30)
+        print(f"  profile: {out}", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--only", nargs="*", help="run only targets whose name contains these")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample each server with py-spy during its run (bench/results/*.folded); "
+        "the sampling slows the server, so figures of a profiled run are not comparable",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -275,17 +337,28 @@ def main() -> int:
         }
         for target in targets:
             port = ports[target.server]
-            with process(variants[target.server], port):
+            with process(variants[target.server], port) as proc:
                 base = f"http://127.0.0.1:{port}"
                 lines_file = tmp / f"{target.server}.lines"
                 lines_file.write_text("\n".join(target.lines(base, 0)) + "\n")
                 warm = run_wrk(base, lines_file, 2, args.connections)  # token cache, pool
-                target.result = run_wrk(
-                    base, lines_file, args.duration, args.connections, int(warm["requests"])
-                )
+                before = cpu_seconds(proc.pid), cpu_seconds(redis.pid)
+                with profiler(proc.pid, target.name, args.duration if args.profile else 0):
+                    target.result = run_wrk(
+                        base, lines_file, args.duration, args.connections, int(warm["requests"])
+                    )
+                after = cpu_seconds(proc.pid), cpu_seconds(redis.pid)
+                done = target.result["requests"] or 1
+                # CPU per request tells which process bounds a target: the server's Python,
+                # or Redis running the scripts (both share the cores with wrk).
+                target.result["server_us"] = round((after[0] - before[0]) / done * 1e6, 1)
+                target.result["redis_us"] = round((after[1] - before[1]) / done * 1e6, 1)
             print(f"  {target.name}: {target.result}", file=sys.stderr)
     bare_rps = targets[0].result["rps"]
-    print(f"\n{'target':<42} {'req/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}")
+    print(
+        f"\n{'target':<42} {'req/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}"
+        f" {'server us':>9} {'redis us':>8}"
+    )
     rows = []
     for t in targets:
         r = t.result
@@ -293,6 +366,7 @@ def main() -> int:
         rows.append({"target": t.name, "note": t.note, "ratio_to_bare": round(ratio, 3), **r})
         print(
             f"{t.name:<42} {r['rps']:>9.0f} {ratio:>6.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
+            f" {r['server_us']:>9.1f} {r['redis_us']:>8.1f}"
         )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

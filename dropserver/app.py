@@ -21,7 +21,6 @@ from dropserver.drop_store import DropStore
 from dropserver.gate import Gate
 from dropserver.identity import BuyerVerifier, PlatformAuthenticator
 from dropserver.metrics import Metrics
-from dropserver.middleware import make_middleware
 from dropserver.orders import OrderStore
 from dropserver.pow import PreDerivationPool
 from dropserver.redis_clock import RedisClock
@@ -37,12 +36,9 @@ def create_app(settings: Settings, *, run_background: bool = True) -> web.Applic
     if settings.redis.url is None:
         raise ValueError("create_app needs settings.redis.url")
     metrics = Metrics()
-    app = web.Application(
-        client_max_size=settings.server.max_body_bytes,
-        middlewares=[make_middleware(metrics)],
-    )
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
     app.cleanup_ctx.append(partial(_services, settings, metrics, run_background))
-    setup_routes(app)
+    setup_routes(app, metrics.requests)
     return app
 
 

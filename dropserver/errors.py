@@ -1,6 +1,6 @@
 """The API's error shape: HTTP status + ``{"error": {"code", "message"}}``.
 
-Handlers raise :class:`ApiError`; the error middleware renders it. Codes are the contract's
+Handlers raise :class:`ApiError`; dropserver.instrument renders it. Codes are the contract's
 (API.md); messages are for humans and may change.
 """
 

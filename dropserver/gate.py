@@ -36,7 +36,14 @@ from dropserver.pow import (
     issue_challenge,
     verify_payload,
 )
-from dropserver.ratelimit import KINDS, RateLimit, RateLimitResult, ip_prefix, limiter_args
+from dropserver.ratelimit import (
+    KINDS,
+    RateLimit,
+    RateLimitResult,
+    RateLimits,
+    ip_prefix,
+    limiter_args,
+)
 
 DEVICE_HEADER = "X-Device-Id"
 MAX_LEVEL_FACTOR = 1 << 6  # adaptive difficulty never multiplies the work by more than 64
@@ -61,6 +68,9 @@ class Gate:
         self._pool = pool
         self._metrics = metrics
         self._challenge_limits = LocalLimiter()
+        self._limits_of: dict[str, RateLimits] = {}  # drop id -> its limits merged with defaults
+        self._shown_difficulty: dict[str, int] = {}  # drop id -> counter_max in the gauge
+        self._served: dict[str, Difficulty] = {}  # algorithm -> the level last served
 
     # --- where a request comes from -------------------------------------------------------
 
@@ -78,17 +88,23 @@ class Gate:
 
     # --- rate limits -----------------------------------------------------------------------
 
+    def _merged(self, drop: Drop) -> RateLimits:
+        """The drop's limits with the deployment's defaults (cached: both are immutable)."""
+        limits = self._limits_of.get(drop.id)
+        if limits is None:
+            limits = self._limits_of[drop.id] = drop.rate_limits.merge(self._settings.limits)
+        return limits
+
     def limiters(
         self, drop: Drop, keys: DropKeys, buyer: Buyer, origin: Origin
     ) -> tuple[list[str], list[str | int]]:
         """The three limiter keys (person, ip, device) and their ARGV triples; a kind with no
         limit, or a device limit without a device id, is switched off with (0, 0, 0)."""
-        limits = drop.rate_limits.merge(self._settings.limits)
-        values = {"person": buyer.person, "ip": origin.ip_prefix, "device": origin.device}
+        limits = self._merged(drop)
+        values = (buyer.person, origin.ip_prefix, origin.device)
         key_list: list[str] = []
         args: list[str | int] = []
-        for kind in KINDS:
-            value = values[kind]
+        for kind, value in zip(KINDS, values, strict=True):
             limit = limits.get(kind) if value else None
             key_list.append(keys.limiter(kind, value or "-"))
             args.extend(limiter_args(limit))
@@ -96,7 +112,7 @@ class Gate:
 
     def check_challenge_limits(self, drop: Drop, buyer: Buyer, origin: Origin) -> RateLimitResult:
         """Charge the challenge request to this process's limiters (person, ip, device)."""
-        limits = drop.rate_limits.merge(self._settings.limits)
+        limits = self._merged(drop)
         values = (buyer.person, origin.ip_prefix, origin.device)
         pairs: list[tuple[str, RateLimit | None]] = [
             (f"{drop.id} {kind} {value}", limits.get(kind) if value else None)
@@ -143,13 +159,16 @@ class Gate:
     async def issue(self, drop: Drop, buyer: Buyer, origin: Origin, level: int) -> dict[str, Any]:
         difficulty = self.difficulty(drop, level)
         m = self._metrics
-        # Set before any await, so the gauge follows the order in which Redis measured demand.
-        m.child(m.pow_difficulty, drop.id).set(difficulty.counter_max)  # type: ignore[attr-defined]
-        self._pool.ensure(difficulty)  # after a restart, or a level first reached
-        pre = await self._pool.take_async(difficulty)
+        # Set before any await, so the gauge follows the order in which demand was measured;
+        # only on a change (a gauge set takes a lock).
+        if self._shown_difficulty.get(drop.id) != difficulty.counter_max:
+            self._shown_difficulty[drop.id] = difficulty.counter_max
+            m.child(m.pow_difficulty, drop.id).set(difficulty.counter_max)  # type: ignore[attr-defined]
+        self._served[difficulty.algorithm] = difficulty
+        pre = await self._pool.take_async(difficulty)  # refills below its low water mark
         if drop.pow is not None and drop.pow.adaptive:
             # The next level up is likely next: have some ready before it is asked for.
-            self._pool.ensure(self.difficulty(drop, level + 1))
+            self._pool.start(self.difficulty(drop, level + 1))
         challenge = issue_challenge(
             pre,
             hmac_secret=self._pow.secret,
@@ -163,8 +182,14 @@ class Gate:
             ),
         )
         m.child(m.pow_issued, drop.id).inc()  # type: ignore[attr-defined]
-        m.child(m.pow_pool_stock, difficulty.algorithm).set(self._pool.stock(difficulty))  # type: ignore[attr-defined]
         return challenge
+
+    def publish_pool_stock(self) -> None:
+        """Set the pool gauges (at scrape time, not per challenge): per algorithm, the stock
+        of the level last served."""
+        m = self._metrics
+        for algorithm, difficulty in list(self._served.items()):
+            m.child(m.pow_pool_stock, algorithm).set(self._pool.stock(difficulty))  # type: ignore[attr-defined]
 
     def verify(
         self, drop: Drop, body: dict[str, Any], buyer: Buyer, origin: Origin

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.metrics import MetricWrapperBase
 
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+from dropserver.request_stats import LATENCY_BUCKETS, RequestStats
 
 
 class Metrics:
@@ -13,16 +13,9 @@ class Metrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         ProcessCollector(registry=r)  # process_* (CPU, memory, fds) for the dashboards
-        self.http_requests = Counter(
-            "dropserver_http_requests", "HTTP requests", ["route", "method", "status"], registry=r
-        )
-        self.http_latency = Histogram(
-            "dropserver_http_request_duration_seconds",
-            "HTTP request latency by route template",
-            ["route", "method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+        # dropserver_http_requests_total and dropserver_http_request_duration_seconds
+        self.requests = RequestStats()
+        r.register(self.requests)
         self.purchases = Counter(
             "dropserver_purchases", "Purchase attempts by outcome", ["drop", "outcome"], registry=r
         )
@@ -81,7 +74,7 @@ class Metrics:
         self.redis_roundtrip = Histogram(
             "dropserver_redis_roundtrip_seconds",
             "Time of one pipelined round trip",
-            buckets=_LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.redis_errors = Counter("dropserver_redis_errors", "Failed round trips", registry=r)

@@ -136,8 +136,15 @@ async def test_missing_token_and_wrong_api_key(client: TestClient) -> None:
 
 async def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:
     assert await error_of(await client.get("/v1/nothing")) == (404, "not_found")
-    assert await error_of(await client.delete("/v1/drops")) == (405, "method_not_allowed")
+    resp = await client.delete("/v1/drops")
+    assert await error_of(resp) == (405, "method_not_allowed")
+    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
+    resp = await client.get("/v1/drops/x/purchase")
+    assert await error_of(resp) == (405, "method_not_allowed")
+    assert resp.headers["Allow"] == "POST"
     assert await error_of(await client.get("/v1/drops/nope")) == (404, "not_found")
+    text = await (await client.get("/metrics")).text()
+    assert 'dropserver_http_requests_total{method="DELETE",route="unmatched",status="405"}' in text
     resp = await client.post("/v1/drops/nope/purchase", headers=buyer("a"))
     assert await error_of(resp) == (404, "not_found")
 

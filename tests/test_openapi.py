@@ -115,8 +115,9 @@ def documented_routes() -> set[tuple[str, str]]:
 
 def server_routes(app: web.Application) -> set[tuple[str, str]]:
     """(method, path template) of every route; a HEAD that aiohttp adds for a GET is implied
-    by the GET (the document says every GET also answers HEAD)."""
-    routes = list(app.router.routes())
+    by the GET (the document says every GET also answers HEAD). The catch-all that answers
+    404 and 405 is not a route of the API."""
+    routes = [r for r in app.router.routes() if r.resource and r.resource.canonical != "/{tail}"]
     gets = {(r.resource.canonical, r.handler) for r in routes if r.method == "GET" and r.resource}
     found = set()
     for route in routes:

@@ -70,6 +70,14 @@ class PreDerivationPool:
         self._stock_of(difficulty)
         self._schedule_refill(difficulty)
 
+    def start(self, difficulty: Difficulty) -> None:
+        """Stock a level not seen before. Unlike :meth:`ensure`, a level already kept is left
+        alone (``take`` refills it below ``low_water``), so this is cheap on a request path:
+        topping up on every request would keep the workers deriving, and taking the GIL from
+        the event loop, while the stock is still deep."""
+        if difficulty not in self._stocks:
+            self.ensure(difficulty)
+
     def take(self, difficulty: Difficulty) -> PreDerived | None:
         """Pop one pre-derived puzzle, or ``None`` if the level has none right now."""
         stock = self._stocks.get(difficulty)

@@ -31,7 +31,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[SERVICES].metrics.registry
+    services = request.app[SERVICES]
+    services.gate.publish_pool_stock()
+    registry = services.metrics.registry
     return web.Response(
         body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

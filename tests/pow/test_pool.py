@@ -202,3 +202,17 @@ def test_failing_derivation_does_not_spin(
 def test_constructor_validation(kwargs: dict[str, int], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         PreDerivationPool(**kwargs)
+
+
+def test_start_stocks_a_new_level_but_does_not_top_up() -> None:
+    with PreDerivationPool(workers=1, target=32, low_water=8) as pool:
+        pool.start(FAST)
+        wait_until(lambda: pool.stock(FAST) == 32)
+        time.sleep(0.1)  # the refill chain that filled it has ended
+        for _ in range(10):
+            assert pool.take(FAST) is not None
+        pool.start(FAST)  # 22 left, above low water: no refill
+        time.sleep(0.1)
+        assert pool.stock(FAST) == 22
+        pool.ensure(FAST)  # ensure tops up
+        wait_until(lambda: pool.stock(FAST) == 32)
