@@ -218,7 +218,22 @@ class RateLimitResult:
         return headers
 
 
+_PREFIXES: dict[str, str] = {}  # address -> prefix: parsing costs microseconds per request
+_PREFIXES_MAX = 100_000
+
+
 def ip_prefix(ip: str) -> str:
+    """The network a client address is limited as: /24 for IPv4, /56 for IPv6 (cached)."""
+    found = _PREFIXES.get(ip)
+    if found is None:
+        found = _ip_prefix(ip)  # raises for a non-address, which is never cached
+        if len(_PREFIXES) >= _PREFIXES_MAX:
+            _PREFIXES.clear()
+        _PREFIXES[ip] = found
+    return found
+
+
+def _ip_prefix(ip: str) -> str:
     """The network a client address is limited as: /24 for IPv4, /56 for IPv6.
 
     One IPv6 subscriber usually gets a /56 (or /48, /64), so limiting single IPv6 addresses would
