@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from dropserver.errors import ApiError
 from dropserver.http import json_response
@@ -61,7 +61,9 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
         return json_response({"error": {"code": code, "message": exc.reason}}, exc.status, headers)
     if isinstance(exc, web.HTTPException):
         raise exc  # a redirect or another non-error answer is the handler's to give
-    if isinstance(exc, RedisError):
+    if isinstance(exc, RedisError) and not isinstance(exc, ResponseError):
+        # Unreachable, timed out, failing over: worth a retry. A ResponseError (a script
+        # refusing its arguments) is a bug here, not an outage: it falls through to 500.
         log.exception("redis failed during %s %s", request.method, request.path)
         return json_response(
             {"error": {"code": "unavailable", "message": "storage unavailable, retry"}},
