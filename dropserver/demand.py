@@ -99,6 +99,14 @@ class DemandMeter:
     async def report(self) -> None:
         """Send every drop's unreported counts in one batch of script calls; learn the pooled
         rates, Redis's clock and closings. Counts of a failed report are sent next time."""
+        now = time.monotonic()
+        for drop_id, state in list(self._drops.items()):
+            quiet = state.whole.pending == 0 and state.whole.value(now, self._tau) < FORGET_BELOW
+            if quiet and not state.prefixes:
+                # Nothing to report and nothing to learn: a drop nobody asks about costs no
+                # script call. (Its closing is learnt again by the first report after a hit;
+                # until then the purchase script refuses a closed drop by itself.)
+                del self._drops[drop_id]
         if not self._drops:
             return
         sent_at = time.time()

@@ -40,6 +40,11 @@ async def a_drop(redis: Redis, drop_id: str = "d1") -> str:
     return drop_id
 
 
+async def script_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
 def test_levels_count_the_thresholds_reached() -> None:
     assert [level_of(r, (40.0, 80.0)) for r in (0, 39.9, 40, 79, 80, 1e6)] == [0, 0, 1, 1, 2, 2]
 
@@ -134,3 +139,18 @@ async def test_an_early_close_stops_challenges_at_once_in_this_process(
     assert (await client.post(f"/v1/drops/{drop_id}/close", headers=ADMIN)).status == 200
     after = await client.get(f"/v1/drops/{drop_id}/challenge", headers=buyer("a"))
     assert after.status == 409 and (await after.json())["error"]["code"] == "closed"
+
+
+async def test_a_drop_nobody_asks_about_is_no_longer_reported(redis: Redis) -> None:
+    demand = await meter(redis)
+    drop = await a_drop(redis)
+    demand.hit(drop, "10.0.0.0/24")
+    await demand.report()
+    await redis.delete(drop_keys(drop).demand)
+    await asyncio.sleep(6 * WINDOW)  # 2/s decays under 0.01/s
+    await demand.report()  # the prefix is forgotten, the drop still reported once
+    calls = await script_calls(redis)
+    await demand.report()  # now the drop is forgotten: no script call, nothing written
+    assert await script_calls(redis) == calls
+    assert await redis.exists(drop_keys(drop).demand) == 0
+    assert demand.closed_at(drop) == 0 and demand.hit(drop, "10.0.0.0/24") == 0
