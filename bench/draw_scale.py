@@ -177,8 +177,7 @@ def instrument(services: Services, phases: Phases) -> None:
     batcher.run = phases.wrap_async(lambda script, *_: f"script {script.name}", batcher.run)  # type: ignore[method-assign]
     sweeper = runner._sweeper
     sweeper.sweep_drop = phases.wrap_async("promote (sweep_drop)", sweeper.sweep_drop)  # type: ignore[method-assign]
-    redis = runner._redis
-    redis.hscan = phases.wrap_async("HSCAN call", redis.hscan)  # type: ignore[method-assign]
+    runner._write_order = phases.wrap_async("write (draw_write)", runner._write_order)  # type: ignore[method-assign]
     draws.build_proof = phases.wrap_sync("compute (build_proof)", draws.build_proof)
 
 
