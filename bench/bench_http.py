@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from redis import Redis  # noqa: E402
 
 from dropserver.config import PlatformSettings  # noqa: E402
 from dropserver.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
@@ -265,6 +268,31 @@ def run_wrk(
 PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU time of the whole machine so far, all cores (Linux /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # without guest time, which is counted in user already
+    return total - idle, total
+
+
+def children_cpu() -> float:
+    """CPU time used by finished child processes (wrk), user plus system."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def command_stats(client: Any) -> dict[str, dict[str, float]]:
+    """Redis's INFO commandstats: calls and microseconds per command since the last reset."""
+    stats: dict[str, dict[str, float]] = {}
+    for name, values in client.info("commandstats").items():
+        stats[name.removeprefix("cmdstat_")] = {
+            "calls": values["calls"],
+            "usec": values["usec"],
+        }
+    return stats
+
+
 def cpu_seconds(pid: int | None) -> float:
     """User plus system CPU time a process has used so far (Linux /proc)."""
     if pid is None:
@@ -300,12 +328,20 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--only", nargs="*", help="run only targets whose name contains these")
     parser.add_argument(
+        "--redis",
+        nargs="*",
+        default=[],
+        metavar="NAME=INT",
+        help="[redis] settings of the dropserver processes, e.g. max_batch=32 max_in_flight=8",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample each server with py-spy during its run (bench/results/*.folded); "
         "the sampling slows the server, so figures of a profiled run are not comparable",
     )
     args = parser.parse_args()
+    redis_settings = {name: int(value) for name, value in (o.split("=", 1) for o in args.redis)}
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
@@ -319,6 +355,7 @@ def main() -> int:
         EmbeddedRedis(Path(tmp_name) / "redis", appendfsync="everysec") as redis,
     ):
         tmp = Path(tmp_name)
+        redis_client = Redis.from_url(redis.url)
         ports = {name: free_port() for name in ("bare", "main", "naive")}
         variants = {
             "bare": [python, str(ROOT / "bench" / "bare_server.py"), str(ports["bare"])],
@@ -326,13 +363,17 @@ def main() -> int:
                 dropserver,
                 "serve",
                 "--config",
-                str(server_config(tmp, redis.url, ports["main"])),
+                str(server_config(tmp, redis.url, ports["main"], **redis_settings)),
             ],
             "naive": [
                 dropserver,
                 "serve",
                 "--config",
-                str(server_config(tmp, redis.url, ports["naive"], pipelining=False)),
+                str(
+                    server_config(
+                        tmp, redis.url, ports["naive"], **redis_settings, pipelining=False
+                    )
+                ),
             ],
         }
         for target in targets:
@@ -342,22 +383,39 @@ def main() -> int:
                 lines_file = tmp / f"{target.server}.lines"
                 lines_file.write_text("\n".join(target.lines(base, 0)) + "\n")
                 warm = run_wrk(base, lines_file, 2, args.connections)  # token cache, pool
-                before = cpu_seconds(proc.pid), cpu_seconds(redis.pid)
+                redis_client.config_resetstat()
+                before = cpu_seconds(proc.pid), cpu_seconds(redis.pid), children_cpu()
+                busy_before = machine_busy()
                 with profiler(proc.pid, target.name, args.duration if args.profile else 0):
                     target.result = run_wrk(
                         base, lines_file, args.duration, args.connections, int(warm["requests"])
                     )
-                after = cpu_seconds(proc.pid), cpu_seconds(redis.pid)
+                after = cpu_seconds(proc.pid), cpu_seconds(redis.pid), children_cpu()
+                busy_after = machine_busy()
                 done = target.result["requests"] or 1
                 # CPU per request tells which process bounds a target: the server's Python,
-                # or Redis running the scripts (both share the cores with wrk).
+                # or Redis running the scripts (both share the cores with wrk). The machine's
+                # busy share tells whether the cores were the limit at all.
                 target.result["server_us"] = round((after[0] - before[0]) / done * 1e6, 1)
                 target.result["redis_us"] = round((after[1] - before[1]) / done * 1e6, 1)
-            print(f"  {target.name}: {target.result}", file=sys.stderr)
+                target.result["wrk_us"] = round((after[2] - before[2]) / done * 1e6, 1)
+                target.result["busy_pct"] = round(
+                    100 * (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]),
+                    1,
+                )
+                target.result["redis_commands"] = command_stats(redis_client)
+            shown = {k: v for k, v in target.result.items() if k != "redis_commands"}
+            print(f"  {target.name}: {shown}", file=sys.stderr)
+            for name, stat in sorted(
+                target.result["redis_commands"].items(), key=lambda kv: -kv[1]["usec"]
+            )[:12]:
+                per = stat["usec"] / done
+                print(f"    redis {name:<28} {stat['calls'] / done:6.2f} calls/req"
+                      f" {per:7.2f} us/req", file=sys.stderr)  # fmt: skip
     bare_rps = targets[0].result["rps"]
     print(
         f"\n{'target':<42} {'req/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}"
-        f" {'server us':>9} {'redis us':>8}"
+        f" {'server us':>9} {'redis us':>8} {'wrk us':>6} {'busy %':>6}"
     )
     rows = []
     for t in targets:
@@ -366,7 +424,8 @@ def main() -> int:
         rows.append({"target": t.name, "note": t.note, "ratio_to_bare": round(ratio, 3), **r})
         print(
             f"{t.name:<42} {r['rps']:>9.0f} {ratio:>6.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
-            f" {r['server_us']:>9.1f} {r['redis_us']:>8.1f}"
+            f" {r['server_us']:>9.1f} {r['redis_us']:>8.1f} {r['wrk_us']:>6.1f}"
+            f" {r['busy_pct']:>6.1f}"
         )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
@@ -375,6 +434,7 @@ def main() -> int:
             {
                 "duration_s": args.duration,
                 "connections": args.connections,
+                "redis_settings": redis_settings,
                 "rows": rows,
                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },

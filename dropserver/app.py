@@ -61,6 +61,7 @@ async def _services(
     batcher = ScriptBatcher(
         redis,
         max_batch=settings.redis.max_batch,
+        max_in_flight=settings.redis.max_in_flight,
         pipelining=settings.redis.pipelining,
         metrics=metrics,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
@@ -23,10 +23,11 @@ class Script:
     source: bytes
     sha: str
 
-    @property
-    def sha_bulk(self) -> bytes:
-        """The SHA as a RESP bulk string, as the batcher sends it."""
-        return b"$40\r\n" + self.sha.encode() + b"\r\n"
+    # The SHA as a RESP bulk string, as the batcher sends it (built once, not per call).
+    sha_bulk: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha_bulk", b"$40\r\n" + self.sha.encode() + b"\r\n")
 
 
 def _expand(source: str, seen: set[str]) -> str:

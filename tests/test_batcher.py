@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -13,7 +14,7 @@ from dropserver.batcher import ScriptBatcher, pack_evalsha
 from dropserver.config import PlatformSettings, RedisSettings, Settings, SweeperSettings
 from dropserver.embedded_redis import EmbeddedRedis
 from dropserver.metrics import Metrics
-from dropserver.scripts import load_script
+from dropserver.scripts import Script, load_script
 from tests.helpers import ADMIN_KEY, SECRET, buyer
 from tests.test_purchase import create, stats
 
@@ -33,6 +34,28 @@ async def test_concurrent_calls_share_round_trips(redis: Redis) -> None:
     batches = metrics.redis_batch_size.collect()[0].samples
     count = next(s.value for s in batches if s.name.endswith("_count"))
     assert count < 20  # 200 calls in a handful of pipelines, not 200 round trips
+
+
+async def test_batches_are_capped_and_several_fly_at_once(redis: Redis) -> None:
+    """max_batch caps a round trip; max_in_flight round trips wait for replies at once, each
+    on its own connection, and every caller still gets its own reply."""
+    metrics = Metrics()
+    batcher = ScriptBatcher(redis, max_batch=4, max_in_flight=3, metrics=metrics)
+    source = b"return ARGV[1]"
+    script = Script("echo", source, hashlib.sha1(source).hexdigest())
+    await batcher.load([script])
+    before = len(await redis.client_list())  # this test's own connection
+    replies = await asyncio.gather(*(batcher.run(script, [], [i]) for i in range(60)))
+    assert replies == [str(i).encode() for i in range(60)]
+    samples = metrics.redis_batch_size.collect()[0].samples
+    count = next(s.value for s in samples if s.name.endswith("_count"))
+    within_4 = next(
+        s.value for s in samples if s.name.endswith("_bucket") and s.labels["le"] == "4.0"
+    )
+    assert count >= 15 and within_4 == count  # 60 calls, at most 4 per round trip
+    # Three round trips were on the wire at once, never more: the pool that held one idle
+    # connection had to open two more, and no fourth.
+    assert before == 1 and len(await redis.client_list()) == 3
 
 
 async def test_noscript_is_recovered_by_reloading(redis: Redis) -> None:

@@ -51,6 +51,15 @@ def test_env_then_cli_override(tmp_path: Path) -> None:
     assert settings.server.port == 9200
 
 
+def test_batching_settings(tmp_path: Path) -> None:
+    defaults = load_settings(write(tmp_path, GOOD), env={}).redis
+    assert (defaults.max_batch, defaults.max_in_flight) == (16, 8)
+    env = {"DROPSERVER_REDIS_MAX_IN_FLIGHT": "4"}
+    text = GOOD + "[redis]\nmax_batch = 64\n"
+    settings = load_settings(write(tmp_path, text), env=env).redis
+    assert (settings.max_batch, settings.max_in_flight) == (64, 4)
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
@@ -69,6 +78,8 @@ def test_env_then_cli_override(tmp_path: Path) -> None:
         ),
         (GOOD.replace('["acme-admin-key-0000000000000001"]', '["short"]'), "at least 16"),
         (GOOD + "[redis]\nurl = 'http://x'\n", "redis://"),
+        (GOOD + "[redis]\nmax_in_flight = 0\n", "max_in_flight"),
+        (GOOD + "[redis]\nmax_in_flight = 33\n", "max_in_flight"),
         ("not toml [", "not valid TOML"),
     ],
 )
