@@ -8,6 +8,7 @@ is ever handed out twice.
 
 from __future__ import annotations
 
+import base64
 import os
 
 _BLOCK = 4096
@@ -15,10 +16,29 @@ _buffer = b""
 _offset = _BLOCK
 
 
-def random_hex128() -> str:
+def random_bytes128() -> bytes:
+    """16 bytes from the OS CSPRNG, taken from the current block."""
     global _buffer, _offset
     if _offset >= len(_buffer):
         _buffer, _offset = os.urandom(_BLOCK), 0
     chunk = _buffer[_offset : _offset + 16]
     _offset += 16
-    return chunk.hex()
+    return chunk
+
+
+def random_hex128() -> str:
+    return random_bytes128().hex()
+
+
+def random_token128() -> str:
+    """The same as ``secrets.token_urlsafe(16)``: 22 URL-safe base64 characters."""
+    return base64.urlsafe_b64encode(random_bytes128()).rstrip(b"=").decode()
+
+
+def _forget_block() -> None:
+    """A forked child must not hand out the bytes its parent will hand out too."""
+    global _buffer, _offset
+    _buffer, _offset = b"", _BLOCK
+
+
+os.register_at_fork(after_in_child=_forget_block)

@@ -37,13 +37,13 @@ import binascii
 import hashlib
 import hmac
 import re
-import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
 import orjson
 
+from dropserver.ids import random_token128
 from dropserver.pow.canonical import is_plain_key
 from dropserver.pow.difficulty import PreDerived
 from dropserver.pow.kdf import ALGORITHMS, SCRYPT, derive_key, password
@@ -105,8 +105,9 @@ class Ticket:
 
 
 def new_challenge_id() -> str:
-    """A random challenge id for ``data["cid"]``: the replay key the caller burns in Redis."""
-    return secrets.token_urlsafe(16)
+    """A random challenge id for ``data["cid"]``: the replay key the caller burns in Redis
+    (128 bits from the OS CSPRNG, read in blocks: one system call per id showed in profiles)."""
+    return random_token128()
 
 
 def binding_data(
