@@ -388,7 +388,13 @@ def main() -> int:
                 busy_before = machine_busy()
                 with profiler(proc.pid, target.name, args.duration if args.profile else 0):
                     target.result = run_wrk(
-                        base, lines_file, args.duration, args.connections, int(warm["requests"])
+                        base,
+                        lines_file,
+                        args.duration,
+                        args.connections,
+                        # Requests still in flight when the warm-up stopped used their lines
+                        # too (single-use tickets): skip one more per connection.
+                        int(warm["requests"]) + args.connections,
                     )
                 after = cpu_seconds(proc.pid), cpu_seconds(redis.pid), children_cpu()
                 busy_after = machine_busy()

@@ -172,3 +172,8 @@ async def test_duplicate_drop_id_and_idempotent_create(client: TestClient) -> No
     assert (await one.json())["id"] == (await two.json())["id"]
     listing = await (await client.get("/v1/drops", headers=ADMIN)).json()
     assert len(listing["drops"]) == 2
+    # The same key with another body is refused, and the first drop stays as it was.
+    changed = await client.post("/v1/drops", json={**body, "supply": 1}, headers=headers)
+    assert await error_of(changed) == (422, "idempotency_mismatch")
+    first = await (await client.get(f"/v1/drops/{(await one.json())['id']}", headers=ADMIN)).json()
+    assert first["supply"] == body["supply"]

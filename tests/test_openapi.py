@@ -504,7 +504,7 @@ async def test_admin_calls_conform(client: TestClient) -> None:
     again = await call(client, "post", drops, 201, json=body, headers=keyed)
     assert first["id"] == again["id"]
     changed = {**body, "supply": 1}
-    await call(client, "post", drops, 409, "already_exists", json=changed, headers=keyed)
+    await call(client, "post", drops, 422, "idempotency_mismatch", json=changed, headers=keyed)
     for bad in (b"{", b"[]", b'{"title": 1}', orjson.dumps({**body, "colour": 1})):
         await call(client, "post", drops, 400, "invalid_request", data=bad, headers=ADMIN)
     await call(client, "post", drops, 413, "payload_too_large", data=BIG, headers=ADMIN)

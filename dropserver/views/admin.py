@@ -11,7 +11,7 @@ from dropserver.appkeys import SERVICES
 from dropserver.auth import platform_of
 from dropserver.drop_store import Counts
 from dropserver.drops import Drop, parse_drop_spec
-from dropserver.errors import conflict, invalid, not_found
+from dropserver.errors import ApiError, conflict, invalid, not_found
 from dropserver.http import fingerprint, idempotency_key, json_response, parse_object, read_body
 from dropserver.orders import drop_of, order_view
 from dropserver.services import Services
@@ -59,13 +59,16 @@ async def create_drop(request: web.Request) -> web.Response:
     created = await services.drops.create(drop, fingerprint(raw) if key else "")
     if created is None:
         existing = await services.drops.fresh(drop.id)
-        if (
-            key
-            and existing is not None
-            and existing[0].platform == platform
-            and await services.drops.create_fingerprint(drop.id) == fingerprint(raw)
-        ):
-            return json_response(admin_view(*existing), 201)
+        if key and existing is not None and existing[0].platform == platform:
+            first = await services.drops.create_fingerprint(drop.id)
+            if first == fingerprint(raw):
+                return json_response(admin_view(*existing), 201)
+            if first:  # this key created that drop, from another body
+                raise ApiError(
+                    422,
+                    "idempotency_mismatch",
+                    "this Idempotency-Key was used for a different request",
+                )
         raise conflict("already_exists", f"a drop with id {drop.id!r} exists")
     services.gate.prepare(created)
     fresh = await services.drops.fresh(created.id)
