@@ -12,7 +12,9 @@ from dropserver.pow import Ticket
 from dropserver.services import Services
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ goes through object.__setattr__ per field, 2.5
+# times the cost, and one of these is built per purchase or entry. Nothing assigns to it.
+@dataclass(slots=True)
 class Attempt:
     services: Services
     buyer: Buyer

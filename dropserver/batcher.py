@@ -32,12 +32,33 @@ _CONNECTION_ATTEMPTS = len(_RETRY_DELAYS) + 1
 _Call = tuple[Script, Sequence[str], Sequence[Arg], asyncio.Future[Any]]
 
 
+# Key names packed as RESP bulk strings, by name. A drop's keys recur in every call; the cache
+# is simply emptied when full, so keys seen once (a ticket, a passing person's limiter) cannot
+# grow it without bound and the recurring ones are back after one call.
+_KEY_CACHE_SIZE = 1 << 16
+_packed_keys: dict[str, bytes] = {}
+
+
+def _bulk(value: Arg) -> bytes:
+    if value.__class__ is str:
+        data = value.encode()
+    elif value.__class__ is int:
+        data = b"%d" % value
+    elif isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):  # a str subclass
+        data = value.encode()
+    else:  # an int subclass
+        data = b"%d" % value
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
 def pack_evalsha(script: Script, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
     """``EVALSHA sha numkeys key... arg...`` in RESP: an array of bulk strings.
 
     Packed here rather than by redis-py's general ``pack_command``, which showed as a tenth of a
     purchase's CPU; this only ever packs str, int and bytes arguments. Exact class checks, not
-    isinstance: this runs for every argument of every purchase.
+    isinstance, and cached keys: this runs for every argument of every purchase.
     """
     numkeys = b"%d" % len(keys)
     parts = [
@@ -45,18 +66,23 @@ def pack_evalsha(script: Script, keys: Sequence[str], args: Sequence[Arg]) -> by
         % (3 + len(keys) + len(args), script.sha_bulk, len(numkeys), numkeys)
     ]
     append = parts.append
-    for value in (*keys, *args):
+    cache = _packed_keys
+    for key in keys:
+        packed = cache.get(key)
+        if packed is None:
+            if len(cache) >= _KEY_CACHE_SIZE:
+                cache.clear()
+            packed = cache[key] = _bulk(key)
+        append(packed)
+    for value in args:  # _bulk, inlined for the common classes
         if value.__class__ is str:
             data = value.encode()
+            append(b"$%d\r\n%b\r\n" % (len(data), data))
         elif value.__class__ is int:
             data = b"%d" % value
-        elif isinstance(value, bytes):
-            data = value
-        elif isinstance(value, str):  # a str subclass
-            data = value.encode()
-        else:  # an int subclass (bool is refused by the caller's types, not here)
-            data = b"%d" % value
-        append(b"$%d\r\n%b\r\n" % (len(data), data))
+            append(b"$%d\r\n%b\r\n" % (len(data), data))
+        else:
+            append(_bulk(value))
     return b"".join(parts)
 
 

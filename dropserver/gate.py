@@ -49,7 +49,7 @@ DEVICE_HEADER = "X-Device-Id"
 MAX_LEVEL_FACTOR = 1 << 6  # adaptive difficulty never multiplies the work by more than 64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see Attempt)
 class Origin:
     """Where a request comes from, as far as the limits are concerned."""
 

@@ -31,7 +31,7 @@ OUTCOMES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see Attempt)
 class Pending:
     """A fair-start attempt waiting for its turn; the outcome shows in /me."""
 
@@ -48,7 +48,7 @@ class Pending:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see Attempt)
 class Allocation:
     order_id: str
     serial: int

@@ -85,6 +85,8 @@ _POLL = 0.1
 
 def _wait_seconds(request: web.Request) -> float:
     """``?wait=N``: a fair-start purchase may wait up to N seconds (30 at most) for its turn."""
+    if not request.query_string:  # the usual case: no query to parse
+        return 0.0
     raw = request.query.get("wait")
     if raw is None:
         return 0.0
