@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -24,10 +25,14 @@ from dropserver.metrics import Metrics
 from dropserver.orders import OrderStore
 from dropserver.pow import PreDerivationPool
 from dropserver.redis_clock import RedisClock
+from dropserver.refusals import RefusalTally
 from dropserver.scripts import load_all
 from dropserver.services import Services
 from dropserver.sweeper import Sweeper
 from dropserver.views import setup_routes
+
+# How often refusals decided in the process reach the drops' rejection counts (/stats).
+REFUSAL_FLUSH_SECONDS = 1.0
 
 
 def create_app(settings: Settings, *, run_background: bool = True) -> web.Application:
@@ -90,6 +95,7 @@ async def _services(
         drop_levels=settings.pow.demand_levels,
         ip_levels=settings.pow.ip_levels,
     )
+    refusals = RefusalTally(redis)
     services = Services(
         settings=settings,
         redis=redis,
@@ -101,9 +107,10 @@ async def _services(
         platforms=PlatformAuthenticator(settings.platforms),
         metrics=metrics,
         sweeper=sweeper,
-        gate=Gate(settings, pow_pool, metrics),
+        gate=Gate(settings, pow_pool, metrics, refusals),
         clock=clock,
         demand=demand,
+        refusals=refusals,
         draws=DrawRunner(
             redis, batcher, scripts, drops, sweeper, list(settings.platforms), metrics
         ),
@@ -116,11 +123,14 @@ async def _services(
                 periodic("hold sweeper", sweeper.sweep_once, interval),
                 periodic("draw runner", services.draws.draw_due, interval),
                 periodic("demand reports", demand.report, settings.pow.demand_report_seconds),
+                periodic("refusal counts", refusals.flush, REFUSAL_FLUSH_SECONDS),
             ):
                 yield
         else:
             yield
     finally:
+        with contextlib.suppress(Exception):  # best effort: Redis may be the reason we stop
+            await refusals.flush()
         await asyncio.to_thread(pow_pool.close)
         await batcher.close()
         # A client built on an explicit pool does not close the pool by itself.

@@ -44,6 +44,7 @@ from dropserver.ratelimit import (
     ip_prefix,
     limiter_args,
 )
+from dropserver.refusals import RefusalTally
 
 DEVICE_HEADER = "X-Device-Id"
 MAX_LEVEL_FACTOR = 1 << 6  # adaptive difficulty never multiplies the work by more than 64
@@ -62,8 +63,15 @@ def action_of(drop: Drop) -> str:
 
 
 class Gate:
-    def __init__(self, settings: Settings, pool: PreDerivationPool, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: PreDerivationPool,
+        metrics: Metrics,
+        refusals: RefusalTally,
+    ) -> None:
         self._settings = settings
+        self._refusals = refusals
         self._pow = settings.pow
         self._pool = pool
         self._metrics = metrics
@@ -223,6 +231,7 @@ class Gate:
             )
         except PowError as exc:
             self.count_verification(drop.id, exc.code)
+            self._refusals.count(drop.id, exc.code)  # the script never sees this attempt
             raise forbidden(exc.code, exc.message) from exc
         return ticket
 

@@ -16,6 +16,7 @@ from dropserver.identity import BuyerVerifier, PlatformAuthenticator
 from dropserver.metrics import Metrics
 from dropserver.orders import OrderStore
 from dropserver.redis_clock import RedisClock
+from dropserver.refusals import RefusalTally
 from dropserver.scripts import Script
 from dropserver.sweeper import Sweeper
 
@@ -35,4 +36,5 @@ class Services:
     gate: Gate
     clock: RedisClock
     demand: DemandMeter
+    refusals: RefusalTally
     draws: DrawRunner

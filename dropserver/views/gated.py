@@ -13,6 +13,7 @@ from dropserver.auth import admit_buyer, buyer_of
 from dropserver.drops import Drop
 from dropserver.errors import conflict
 from dropserver.http import fingerprint, idempotency_key, only_fields, parse_object, read_body
+from dropserver.services import Services
 from dropserver.views.common import drop_or_404
 
 _OTHER_CALL = {"fcfs": "this is a lottery drop: enter it at /entries",
@@ -28,7 +29,7 @@ async def admit(request: web.Request, mode: str) -> Attempt:
     admit_buyer(drop, buyer)
     if drop.mode != mode:
         raise conflict("wrong_mode", _OTHER_CALL[mode])
-    refuse_before_open(drop)
+    refuse_before_open(drop, services)
     origin = services.gate.origin(request)
     raw = await read_body(request)
     body = parse_object(raw, allow_empty=True)
@@ -45,7 +46,9 @@ async def admit(request: web.Request, mode: str) -> Attempt:
     )
 
 
-def refuse_before_open(drop: Drop) -> None:
-    """425 before the opening, before any work is spent on the request."""
+def refuse_before_open(drop: Drop, services: Services) -> None:
+    """425 before the opening, before any work is spent on the request (counted with the
+    script's own not_open refusals)."""
     if time.time() * 1000 < drop.opens_at:
+        services.refusals.count(drop.id, "not_open")
         raise codes.refusal(codes.NOT_OPEN, [codes.NOT_OPEN, drop.opens_at])
