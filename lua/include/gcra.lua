@@ -76,25 +76,36 @@ local function gcra_now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+-- A switched-off limiter's params and result. Shared, never modified: a purchase passes three
+-- limiters and a drop without limits switches all of them off, so this path runs most often.
+local GCRA_SKIP = { skip = true }
+local GCRA_SKIPPED = { skip = true, limited = false, permanent = false, write = false }
+
+local function gcra_where(first)
+  return 'BADARGS limiter at ARGV[' .. first .. ']: '
+end
+
 -- Parses the limiter whose three values start at argv[first]. Validation only, no Redis calls.
 local function gcra_params(argv, first)
-  local where = 'limiter at ARGV[' .. first .. ']: '
+  if argv[first] == '0' and argv[first + 1] == '0' and argv[first + 2] == '0' then
+    return GCRA_SKIP  -- the usual spelling of "off" (what dropserver sends), without parsing
+  end
   local emission = gcra_uint(argv[first])
   local burst = gcra_uint(argv[first + 1])
   local quantity = gcra_uint(argv[first + 2])
   if emission == nil or burst == nil or quantity == nil then
-    return nil, 'BADARGS ' .. where .. 'emission_us, burst and quantity must be integers >= 0'
+    return nil, gcra_where(first) .. 'emission_us, burst and quantity must be integers >= 0'
   end
   if emission == 0 then
-    return { skip = true }
+    return GCRA_SKIP
   end
   if burst < 1 then
-    return nil, 'BADARGS ' .. where .. 'burst must be >= 1'
+    return nil, gcra_where(first) .. 'burst must be >= 1'
   end
   local tau = emission * burst
   local increment = emission * quantity
   if tau > GCRA_MAX_SPAN_US or increment > GCRA_MAX_SPAN_US then
-    return nil, 'BADARGS ' .. where .. 'emission_us * burst and emission_us * quantity must be <= 2^50'
+    return nil, gcra_where(first) .. 'emission_us * burst and emission_us * quantity must be <= 2^50'
   end
   return {
     skip = false,
@@ -122,7 +133,7 @@ end
 ]]
 local function gcra_check(stored, now, p)
   if p.skip then
-    return { skip = true, limited = false, permanent = false, write = false }
+    return GCRA_SKIPPED
   end
   local tat = now
   if stored then
