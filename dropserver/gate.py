@@ -47,6 +47,7 @@ from dropserver.ratelimit import (
 from dropserver.refusals import RefusalTally
 
 DEVICE_HEADER = "X-Device-Id"
+_OFF: list[str | int] = [0, 0, 0]  # a limiter switched off (never modified)
 MAX_LEVEL_FACTOR = 1 << 6  # adaptive difficulty never multiplies the work by more than 64
 
 
@@ -77,6 +78,8 @@ class Gate:
         self._metrics = metrics
         self._challenge_limits = LocalLimiter()
         self._limits_of: dict[str, RateLimits] = {}  # drop id -> its limits merged with defaults
+        # drop id -> per kind (person, ip, device): limiter key prefix and ARGV triple
+        self._limiter_plans: dict[str, list[tuple[str, list[str | int]]]] = {}
         self._shown_difficulty: dict[str, int] = {}  # drop id -> counter_max in the gauge
         self._served: dict[str, Difficulty] = {}  # algorithm -> the level last served
 
@@ -108,15 +111,23 @@ class Gate:
     ) -> tuple[list[str], list[str | int]]:
         """The three limiter keys (person, ip, device) and their ARGV triples; a kind with no
         limit, or a device limit without a device id, is switched off with (0, 0, 0)."""
-        limits = self._merged(drop)
-        values = (buyer.person, origin.ip_prefix, origin.device)
-        key_list: list[str] = []
-        args: list[str | int] = []
-        for kind, value in zip(KINDS, values, strict=True):
-            limit = limits.get(kind) if value else None
-            key_list.append(keys.limiter(kind, value or "-"))
-            args.extend(limiter_args(limit))
-        return key_list, args
+        plan = self._limiter_plans.get(drop.id)
+        if plan is None:
+            # Per kind: the key prefix and the ARGV triple, which depend on the drop alone.
+            limits = self._merged(drop)
+            plan = self._limiter_plans[drop.id] = [
+                (keys.limiter_prefix(kind), limiter_args(limits.get(kind))) for kind in KINDS
+            ]
+        (person_key, person_args), (ip_key, ip_args), (device_key, device_args) = plan
+        device = origin.device
+        if device is None:
+            device_key, device_args = device_key + "-", _OFF
+        else:
+            device_key += device
+        return (
+            [person_key + buyer.person, ip_key + origin.ip_prefix, device_key],
+            [*person_args, *ip_args, *device_args],
+        )
 
     def check_challenge_limits(self, drop: Drop, buyer: Buyer, origin: Origin) -> RateLimitResult:
         """Charge the challenge request to this process's limiters (person, ip, device)."""

@@ -54,7 +54,7 @@ def only_fields(body: Mapping[str, Any], allowed: set[str]) -> None:
 def idempotency_key(request: web.Request) -> str:
     """The Idempotency-Key header, or "" when absent."""
     key = request.headers.get("Idempotency-Key", "")
-    if len(key) > 255 or any(not 0x21 <= ord(c) <= 0x7E for c in key):
+    if key and (len(key) > 255 or any(not 0x21 <= ord(c) <= 0x7E for c in key)):
         raise invalid("Idempotency-Key must be at most 255 visible ASCII characters")
     return key
 

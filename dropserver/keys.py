@@ -42,6 +42,11 @@ class DropKeys:
         """A GCRA limiter of this drop (string key holding a TAT, with its own expiry)."""
         return limiter_key(self.tag, kind, value)
 
+    def limiter_prefix(self, kind: str) -> str:
+        """What every limiter key of one kind starts with: ``limiter(kind, v)`` is this + v
+        (for the hot path, which appends the value without checking the kind again)."""
+        return limiter_key(self.tag, kind, "-")[:-1]
+
     def pow_ticket(self, challenge_id: str) -> str:
         """Marks a proof-of-work challenge as used; expires with the challenge."""
         return f"{self.tag}:pow:{challenge_id}"

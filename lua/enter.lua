@@ -14,7 +14,8 @@
     ARGV[1] pid   ARGV[2] sub
     ARGV[3] entry_id   fresh random id; a retry after a lost reply sends the same one
     ARGV[4] receipt    public hash of the entry (dropserver.lottery.receipt)
-    ARGV[5] "<pid>:<Idempotency-Key>" or ""   ARGV[6] fingerprint of the request body
+    ARGV[5] "<pid>:<Idempotency-Key>" or ""   ARGV[6] fingerprint of the request body ("" without
+            an Idempotency-Key)
     ARGV[7] ticket expiry, ms since the epoch; 0 when the drop has no PoW
     ARGV[8..16] three limiter triples for KEYS[7..9] (see include/gcra.lua)
   Output:

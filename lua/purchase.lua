@@ -30,6 +30,7 @@
                        same one and gets the same order back
     ARGV[4] idem       "<pid>:<Idempotency-Key>" or "" when the request has none
     ARGV[5] fingerprint  hash of the request body, to refuse a key reused for another request
+                       ("" when ARGV[4] is "": nothing to compare with)
     ARGV[6] ticket expiry, ms since the epoch; 0 when the drop has no PoW
     ARGV[7..15] three limiter triples (emission_us, burst, quantity) for KEYS[11..13];
                 (0, 0, 0) switches one off (see include/gcra.lua)

@@ -10,9 +10,17 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
+from dropserver.config import Settings
+from dropserver.drops import parse_drop_spec
+from dropserver.gate import Gate, Origin
+from dropserver.identity import Buyer
+from dropserver.keys import drop_keys
+from dropserver.metrics import Metrics
 from dropserver.pow import (
     Difficulty,
+    PreDerivationPool,
     binding_data,
     derive_key,
     issue_challenge,
@@ -20,8 +28,9 @@ from dropserver.pow import (
     pre_derive,
 )
 from dropserver.pow.solver import payload, solve
+from dropserver.refusals import RefusalTally
 from tests.conftest import POW_SETTINGS
-from tests.helpers import buyer, rfc3339
+from tests.helpers import buyer, drop_body, rfc3339
 from tests.test_purchase import create, stats
 
 SMALL_POW = {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 16, "adaptive": False}
@@ -359,3 +368,34 @@ async def test_metrics_count_the_gate(client: TestClient) -> None:
     assert (
         f'dropserver_pow_verifications_total{{drop="{drop_id}",outcome="pow_replayed"}} 1.0' in text
     )
+
+
+@pytest.mark.parametrize("device", [None, "dev-1"])
+@pytest.mark.parametrize(
+    "limits", [{}, {"person": {"rate": 5, "burst": 5}, "device": {"rate": 2, "burst": 1}}]
+)
+def test_limiter_keys_and_args(
+    settings: Settings, limits: dict[str, Any], device: str | None
+) -> None:
+    """Each kind's key and ARGV triple: off as (0, 0, 0) without a limit, or without a device
+    id; the device key names the device, or "-"."""
+    drop = parse_drop_spec(
+        drop_body(rate_limits=limits, pow=None), platform="acme", generated_id="d-limits"
+    )
+    keys = drop_keys(drop.id)
+    person_p1 = Buyer("acme", "a1", "p1", True, True, time.time() + 60)
+    with PreDerivationPool(workers=1) as pool:
+        gate = Gate(settings, pool, Metrics(), RefusalTally(Redis()))
+        plans = [
+            gate.limiters(drop, keys, person_p1, Origin("203.0.113.0/24", device))
+            for _ in range(2)  # the second call is served from the per-drop plan
+        ]
+    for key_list, args in plans:
+        assert key_list == [
+            keys.limiter("person", "p1"),
+            keys.limiter("ip", "203.0.113.0/24"),
+            keys.limiter("device", device or "-"),
+        ]
+        person = [200_000, 5, 1] if limits else [0, 0, 0]
+        on_device = [500_000, 1, 1] if limits and device else [0, 0, 0]
+        assert args == [*person, 0, 0, 0, *on_device]

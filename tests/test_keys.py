@@ -23,3 +23,9 @@ def test_drops_do_not_share_keys() -> None:
     assert not {getattr(one, f.name) for f in fields(DropKeys)} & {
         getattr(two, f.name) for f in fields(DropKeys)
     }
+
+
+def test_limiter_prefix_is_what_limiter_keys_start_with() -> None:
+    keys = drop_keys("d1")
+    for kind in ("person", "ip", "device"):
+        assert keys.limiter_prefix(kind) + "v-1" == keys.limiter(kind, "v-1")

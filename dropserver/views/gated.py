@@ -34,6 +34,7 @@ async def admit(request: web.Request, mode: str) -> Attempt:
     raw = await read_body(request)
     body = parse_object(raw, allow_empty=True)
     only_fields(body, {"pow"})
+    key = idempotency_key(request)
     return Attempt(
         services=services,
         buyer=buyer,
@@ -41,8 +42,9 @@ async def admit(request: web.Request, mode: str) -> Attempt:
         keys=keys,
         origin=origin,
         ticket=services.gate.verify(drop, body, buyer, origin),
-        idempotency_key=idempotency_key(request),
-        fingerprint=fingerprint(raw),
+        idempotency_key=key,
+        # Only a retry under the same key is compared with the first request.
+        fingerprint=fingerprint(raw) if key else "",
     )
 
 
