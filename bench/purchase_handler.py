@@ -1,0 +1,168 @@
+"""The purchase handler's own cost, without HTTP: the registered (wrapped) handler called on
+mocked requests, 64 at a time as a server under load would run them, against an embedded Redis.
+
+    .venv/bin/python bench/purchase_handler.py [--calls 40000] [--runs 3] [--compare DIR]
+
+Prints the server process's CPU microseconds per purchase (the handler, the shared round trips
+and the reply; not the HTTP parsing and writing that ``bench_http.py`` adds, nor Redis's own
+CPU, which runs in its own process). ``--compare DIR`` alternates the runs with the dropserver
+package of another checkout (``git worktree add DIR COMMIT``), so that a change is measured
+before and after in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "k" * 32
+PERSONS = 2_000  # with a limit of 1,000 each: room for 2,000,000 purchases
+CONCURRENCY = 64
+
+
+async def measure(calls: int) -> float:
+    from aiohttp import streams
+    from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+
+    from dropserver.app import create_app
+    from dropserver.config import PlatformSettings, RedisSettings, Settings
+    from dropserver.embedded_redis import EmbeddedRedis
+    from dropserver.identity import mint_token
+
+    platform = PlatformSettings("b", (API_KEY,), "s" * 40)
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp)) as redis:
+        app = create_app(Settings(platforms={"b": platform}, redis=RedisSettings(url=redis.url)))
+        async with TestClient(TestServer(app)) as client:
+            body = {
+                "title": "bench", "supply": 10_000_000, "mode": "fcfs",
+                "per_person_limit": 1_000, "opens_at": "2020-01-01T00:00:00Z", "pow": None,
+            }  # fmt: skip
+            resp = await client.post(
+                "/v1/drops", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
+            )
+            assert resp.status == 201, await resp.text()
+            drop_id = (await resp.json())["id"]
+            tokens = [mint_token(platform, account=f"a{i}", person=f"a{i}") for i in range(PERSONS)]
+            handler = next(
+                r.handler
+                for r in app.router.routes()
+                if r.method == "POST" and r.resource and r.resource.canonical.endswith("/purchase")
+            )
+            loop = asyncio.get_running_loop()
+
+            def request(i: int) -> object:
+                payload = streams.StreamReader(protocol=_Protocol(), limit=2**16, loop=loop)
+                payload.feed_data(b"{}")
+                payload.feed_eof()
+                transport = _Transport()
+                return make_mocked_request(
+                    "POST",
+                    f"/v1/drops/{drop_id}/purchase",
+                    headers={
+                        "Authorization": f"Bearer {tokens[i % PERSONS]}",
+                        "Content-Type": "application/json",
+                        "Content-Length": "2",
+                    },
+                    app=app,
+                    match_info={"id": drop_id},
+                    payload=payload,
+                    # Plain stand-ins instead of aiohttp's mocks: a Mock call costs more
+                    # than some of what is measured.
+                    transport=transport,
+                    protocol=_Peer(transport),
+                    writer=_Writer(transport),
+                )
+
+            async def worker(requests: list[object]) -> None:
+                for req in requests:
+                    response = await handler(req)  # type: ignore[arg-type]
+                    assert response.status == 201, response.text  # type: ignore[attr-defined]
+
+            async def run(n: int) -> float:
+                requests = [request(i) for i in range(n)]
+                started = time.process_time()
+                await asyncio.gather(
+                    *(worker(requests[k::CONCURRENCY]) for k in range(CONCURRENCY))
+                )
+                return (time.process_time() - started) / n * 1e6
+
+            await run(PERSONS)  # every identity verified once, as the warm-up does over HTTP
+            return await run(calls)
+
+
+class _Transport:
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8080)}.get(
+            name, default
+        )
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class _Peer:
+    """The request's protocol, as far as a handler that returns a response asks of it."""
+
+    max_field_size = 8190
+    max_line_length = 8190
+    max_headers = 128
+    peername = ("127.0.0.1", 40000)
+    sockname = ("127.0.0.1", 8080)
+    ssl_context = None
+
+    def __init__(self, transport: _Transport) -> None:
+        self.transport = transport
+        self.writer: object = None
+
+
+class _Writer:
+    def __init__(self, transport: _Transport) -> None:
+        self.transport = transport
+
+
+class _Protocol:
+    """What a StreamReader asks of its protocol when it is paused or resumed (never here)."""
+
+    _reading_paused = False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=40_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--compare", type=Path, help="another checkout to alternate with")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:  # one measurement, with the dropserver package of that checkout
+        sys.path.insert(0, str(args.child))
+        import uvloop
+
+        print(f"{uvloop.run(measure(args.calls)):.1f}")
+        return 0
+    checkouts = [ROOT] + ([args.compare.resolve()] if args.compare else [])
+    for run in range(args.runs):
+        for checkout in checkouts:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(checkout), "--calls", str(args.calls)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            print(f"run {run + 1}, {checkout}: {out.stdout.strip()} us of CPU per purchase")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
