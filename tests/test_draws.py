@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -292,6 +292,24 @@ class LinkSpy:
         monkeypatch.setattr(draws._Link, "__init__", spy)
 
 
+def on_write(
+    monkeypatch: pytest.MonkeyPatch, n: int, action: Callable[[], object]
+) -> Callable[[], None]:
+    """Run ``action`` when the draw packs its n-th write batch; returns what undoes this."""
+    pack_write = draws._pack_write
+    packed = 0
+
+    def packing(*args: Any) -> bytes:
+        nonlocal packed
+        packed += 1
+        if packed == n:
+            action()
+        return pack_write(*args)
+
+    monkeypatch.setattr(draws, "_pack_write", packing)
+    return lambda: monkeypatch.setattr(draws, "_pack_write", pack_write)
+
+
 async def test_a_draw_that_loses_its_lock_drops_its_connection(
     client: TestClient, redis: Redis, redis_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -300,18 +318,9 @@ async def test_a_draw_that_loses_its_lock_drops_its_connection(
     monkeypatch.setattr(draws, "WRITE_BATCH", 100)
     drop, pid_of = await closed_lottery(client, redis, 1_000)
     spy = LinkSpy(monkeypatch)
-    pack_write = draws._pack_write
-    packed = 0
     sync_redis = SyncRedis.from_url(redis_server.url)
-
-    def lose_the_lock(*args: Any) -> bytes:
-        nonlocal packed
-        packed += 1
-        if packed == 3:  # as if the lock had expired and another process had taken it
-            sync_redis.delete(drop_keys(drop.id).draw_lock)
-        return pack_write(*args)
-
-    monkeypatch.setattr(draws, "_pack_write", lose_the_lock)
+    # As if the lock had expired and another process had taken it.
+    restore = on_write(monkeypatch, 3, lambda: sync_redis.delete(drop_keys(drop.id).draw_lock))
     runner = client.app[SERVICES].draws
     with pytest.raises(draws.DrawRefused) as refused:
         await runner.draw(drop)
@@ -319,7 +328,7 @@ async def test_a_draw_that_loses_its_lock_drops_its_connection(
     assert not spy.links[0].connection.is_connected
     sync_redis.close()
 
-    monkeypatch.setattr(draws, "_pack_write", pack_write)
+    restore()
     assert (await runner.draw(drop)).entries == 1_000
     await assert_drawn(redis, drop, pid_of)
 
@@ -330,17 +339,11 @@ async def test_a_draw_that_fails_while_writing_drops_its_connection(
     monkeypatch.setattr(draws, "WRITE_BATCH", 100)
     drop, pid_of = await closed_lottery(client, redis, 1_000)
     spy = LinkSpy(monkeypatch)
-    pack_write = draws._pack_write
-    packed = 0
 
-    def fail(*args: Any) -> bytes:
-        nonlocal packed
-        packed += 1
-        if packed == 4:
-            raise MemoryError("out of memory")  # with batch 3 sent and unanswered
-        return pack_write(*args)
+    def out_of_memory() -> None:
+        raise MemoryError("out of memory")
 
-    monkeypatch.setattr(draws, "_pack_write", fail)
+    restore = on_write(monkeypatch, 4, out_of_memory)  # with batch 3 sent and unanswered
     runner = client.app[SERVICES].draws
     with pytest.raises(MemoryError):
         await runner.draw(drop)
@@ -348,7 +351,7 @@ async def test_a_draw_that_fails_while_writing_drops_its_connection(
     # The failed attempt's lock stands until it expires; then a new attempt draws.
     await redis.pexpire(drop_keys(drop.id).draw_lock, 1)
     await asyncio.sleep(0.01)
-    monkeypatch.setattr(draws, "_pack_write", pack_write)
+    restore()
     assert (await runner.draw(drop)).entries == 1_000
     await assert_drawn(redis, drop, pid_of)
 
