@@ -1,0 +1,103 @@
+"""The server as deployed: a real ``dropserver serve`` process, stopped by a real SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from dropserver.embedded_redis import EmbeddedRedis, free_port
+from tests.helpers import ADMIN, ADMIN_KEY, SECRET, buyer, drop_body, rfc3339
+
+SHUTDOWN_TIMEOUT = 10  # seconds the server gives in-flight requests after SIGTERM
+
+
+def config(tmp_path: Path, redis_url: str, port: int) -> Path:
+    path = tmp_path / "dropserver.toml"
+    path.write_text(
+        f"""
+[server]
+port = {port}
+shutdown_timeout = {SHUTDOWN_TIMEOUT}
+[redis]
+url = "{redis_url}"
+[pow]
+secret = "server-test-pow-secret-0123456789"
+key_signature_secret = "server-test-keysig-secret-012345"
+[[platforms]]
+id = "acme"
+api_keys = ["{ADMIN_KEY}"]
+identity_hs256_secret = "{SECRET}"
+"""
+    )
+    return path
+
+
+async def wait_until_up(base: str, proc: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert proc.returncode is None, "the server exited at start"
+            try:
+                async with session.get(f"{base}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("the server did not get ready in 20 s")
+
+
+async def test_sigterm_finishes_the_request_in_flight(
+    tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    """A purchase that waits for its fair-start turn is in flight when SIGTERM comes: it gets
+    its whole answer, new connections are refused, and the process exits cleanly."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "dropserver", "serve"),
+        *("--config", str(config(tmp_path, redis_server.url, port))),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await wait_until_up(base, proc)
+        async with aiohttp.ClientSession() as session:
+            body = drop_body(opens_at=rfc3339(-0.5), fair_start_seconds=60)
+            async with session.post(f"{base}/v1/drops", json=body, headers=ADMIN) as resp:
+                assert resp.status == 201, await resp.text()
+                drop_id = (await resp.json())["id"]
+            started = time.monotonic()
+            # Pending in the fair-start window, the request polls for its turn for 2 s.
+            waiting = asyncio.ensure_future(
+                session.post(
+                    f"{base}/v1/drops/{drop_id}/purchase?wait=2", json={}, headers=buyer("a1")
+                )
+            )
+            await asyncio.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            refused = False
+            try:
+                async with aiohttp.ClientSession() as fresh:
+                    await fresh.get(f"{base}/healthz")
+            except aiohttp.ClientConnectionError:
+                refused = True
+            resp = await waiting
+            assert resp.status == 202, await resp.text()
+            assert (await resp.json())["status"] == "pending"
+            # It waited out its 2 s (the wait ends within one 0.1 s poll of its deadline), not
+            # cut short by the SIGTERM at 0.5 s.
+            assert time.monotonic() - started >= 1.8
+            resp.release()
+        assert refused, "a new connection was accepted after SIGTERM"
+        assert await asyncio.wait_for(proc.wait(), SHUTDOWN_TIMEOUT + 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
