@@ -26,9 +26,12 @@ from dropserver.metrics import Metrics
 from dropserver.scripts import Script
 
 Arg = str | int | bytes
-_RETRY_DELAYS = (0.01, 0.05, 0.1, 0.25, 0.5)
+# The connection errors worth a reconnect and a resend (every script is safe to send again),
+# and the pauses before each new attempt. The draw's own connection (draws.py) uses them too.
+RETRYABLE = (ConnectionError, RedisTimeoutError, OSError)  # OSError: TimeoutError too
+RETRY_DELAYS = (0.01, 0.05, 0.1, 0.25, 0.5)
 _BATCH_TIMEOUT = 10.0  # seconds for Redis to answer a whole batch
-_CONNECTION_ATTEMPTS = len(_RETRY_DELAYS) + 1
+_CONNECTION_ATTEMPTS = len(RETRY_DELAYS) + 1
 _Call = tuple[Script, Sequence[str], Sequence[Arg], asyncio.Future[Any]]
 
 
@@ -208,11 +211,11 @@ class ScriptBatcher:
                             except ResponseError as exc:  # this call's error; still in sync
                                 replies.append(exc)
                     return replies
-                except (ConnectionError, RedisTimeoutError, OSError):  # OSError: timeouts too
+                except RETRYABLE:
                     await connection.disconnect()
                     if attempt == _CONNECTION_ATTEMPTS - 1:
                         raise
-                    await asyncio.sleep(_RETRY_DELAYS[attempt])
+                    await asyncio.sleep(RETRY_DELAYS[attempt])
             raise AssertionError("unreachable")
         except BaseException:
             # Cancelled (or failed) mid-batch: replies may still be on their way, and the next

@@ -31,10 +31,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError, ResponseError
 
-from dropserver.batcher import ScriptBatcher, pack_evalsha
+from dropserver.batcher import RETRY_DELAYS, RETRYABLE, ScriptBatcher, pack_evalsha
 from dropserver.drop_store import DropStore
 from dropserver.drops import Drop
 from dropserver.keys import DropKeys, drop_keys, platform_drops
@@ -49,9 +48,7 @@ READ_BATCH = 5_000  # entries per HSCAN call: ~5 ms of Redis time each
 WRITE_BATCH = 2_000  # draw-order items per draw_write call: ~5 ms of Redis time each
 LOCK_MS = 30_000  # a drawer that stops renewing for this long is presumed dead
 REPLY_TIMEOUT = 10.0  # seconds for one reply on the draw's connection
-RETRY_DELAYS = (0.01, 0.05, 0.1, 0.25, 0.5)  # before reconnecting after a connection error
-_RETRYABLE = (ConnectionError, RedisTimeoutError, OSError)  # OSError: TimeoutError too
-_RESEND_ON = (*_RETRYABLE, NoScriptError)
+_RESEND_ON = (*RETRYABLE, NoScriptError)
 _RECEIPT_LEN = 64  # dropserver.lottery.receipt: 64 hex characters
 
 
@@ -95,7 +92,7 @@ class _Link:
             return  # the next read reconnects and sends it
         try:
             await self.connection.send_packed_command(packed, False)
-        except _RETRYABLE:
+        except RETRYABLE:
             self._broken = True
 
     async def read(self) -> Any:
