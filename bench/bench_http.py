@@ -88,11 +88,13 @@ identity_hs256_secret = "{SECRET}"
 
 
 @contextmanager
-def process(args: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], port: int, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     # Logs go to a file: a full pipe would block the server mid-benchmark.
     log_path = Path(tempfile.mkstemp(prefix="bench-server-", suffix=".log")[1])
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, env=env)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -340,6 +342,13 @@ def main() -> int:
         help="sample each server with py-spy during its run (bench/results/*.folded); "
         "the sampling slows the server, so figures of a profiled run are not comparable",
     )
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="also run each dropserver target on the dropserver package of another checkout "
+        "(git worktree add DIR COMMIT), right after this checkout's: a change measured before "
+        "and after in one run",
+    )
     args = parser.parse_args()
     redis_settings = {name: int(value) for name, value in (o.split("=", 1) for o in args.redis)}
     if shutil.which("wrk") is None:
@@ -348,6 +357,16 @@ def main() -> int:
     targets = [t for t in TARGETS if not args.only or any(o in t.name for o in args.only)]
     if not any(t.server == "bare" for t in targets):
         targets.insert(0, TARGETS[0])
+    if args.compare:
+        targets = [
+            twin
+            for t in targets
+            for twin in (
+                [t]
+                if t.server == "bare"
+                else [t, Target(f"{t.name} [compare]", f"{t.server}-compare", t.lines, t.note)]
+            )
+        ]
     python = sys.executable
     dropserver = str(Path(python).parent / "dropserver")
     with (
@@ -356,7 +375,9 @@ def main() -> int:
     ):
         tmp = Path(tmp_name)
         redis_client = Redis.from_url(redis.url)
-        ports = {name: free_port() for name in ("bare", "main", "naive")}
+        ports = {
+            name: free_port() for name in ("bare", "main", "naive", "main-compare", "naive-compare")
+        }
         variants = {
             "bare": [python, str(ROOT / "bench" / "bare_server.py"), str(ports["bare"])],
             "main": [
@@ -376,9 +397,20 @@ def main() -> int:
                 ),
             ],
         }
+        env = None
+        if args.compare:
+            # The other checkout's package, run by this environment's Python.
+            env = {**os.environ, "PYTHONPATH": str(Path(args.compare).resolve())}
+            for name, extra in (("main", {}), ("naive", {"pipelining": False})):
+                port = ports[f"{name}-compare"]
+                config = server_config(tmp, redis.url, port, **redis_settings, **extra)
+                variants[f"{name}-compare"] = [
+                    *(python, "-m", "dropserver", "serve", "--config", str(config))
+                ]
         for target in targets:
             port = ports[target.server]
-            with process(variants[target.server], port) as proc:
+            compare = target.server.endswith("-compare")
+            with process(variants[target.server], port, env if compare else None) as proc:
                 base = f"http://127.0.0.1:{port}"
                 lines_file = tmp / f"{target.server}.lines"
                 lines_file.write_text("\n".join(target.lines(base, 0)) + "\n")

@@ -1,55 +1,63 @@
 """The challenge handler's own cost, without HTTP: calls the registered (wrapped) handler on
 mocked requests in a loop, against an embedded Redis.
 
-    .venv/bin/python bench/challenge_handler.py
+    .venv/bin/python bench/challenge_handler.py [--calls 20000]
 
 Prints microseconds per call; what the bench_http.py figure adds on top is aiohttp serving
-the request.
+the request. bench/instructions.py runs it under callgrind to count instructions instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from dropserver.app import create_app  # noqa: E402
-from dropserver.config import PlatformSettings, PowSettings, RedisSettings, Settings  # noqa: E402
-from dropserver.embedded_redis import EmbeddedRedis  # noqa: E402
-from dropserver.identity import mint_token  # noqa: E402
-
 API_KEY = "k" * 32
-CALLS = 20_000
+POW = {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4, "adaptive": False}
 
 
-async def main() -> None:
+async def measure(calls: int, prepare_only: bool = False) -> float:
+    from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+
+    from dropserver.app import create_app
+    from dropserver.appkeys import SERVICES
+    from dropserver.config import PlatformSettings, PowSettings, RedisSettings, Settings
+    from dropserver.embedded_redis import EmbeddedRedis
+    from dropserver.identity import mint_token
+    from dropserver.pow import Difficulty
+
     platform = PlatformSettings("b", (API_KEY,), "s" * 40)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp)) as redis:
         settings = Settings(
             platforms={"b": platform},
             redis=RedisSettings(url=redis.url),
-            pow=PowSettings(pool_target=CALLS + 1000),
+            pow=PowSettings(pool_target=calls + 1000),
         )
         app = create_app(settings)
         async with TestClient(TestServer(app)) as client:
             body = {
                 "title": "bench", "supply": 10, "mode": "fcfs", "per_person_limit": 1,
-                "opens_at": "2020-01-01T00:00:00Z",
-                "pow": {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4,
-                        "adaptive": False},
+                "opens_at": "2020-01-01T00:00:00Z", "pow": POW,
             }  # fmt: skip
             resp = await client.post(
                 "/v1/drops", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
             )
             drop_id = (await resp.json())["id"]
-            await asyncio.sleep(3)  # the pool fills
+            level = Difficulty.from_config(
+                {k: POW[k] for k in ("algorithm", "cost", "counter_max")}
+            )
+            pool = app[SERVICES].gate._pool
+
+            def stocked() -> None:  # the pool fills, as it does ahead of an opening
+                while pool.stock(level) < calls + 1000:
+                    time.sleep(0.1)
+
+            await asyncio.to_thread(stocked)
             token = mint_token(platform, account="a", person="a")
             handler = next(
                 r.handler
@@ -64,16 +72,32 @@ async def main() -> None:
                     app=app,
                     match_info={"id": drop_id},
                 )
-                for _ in range(CALLS)
+                for _ in range(calls + 100)
             ]
             for request in requests[:100]:  # identity cache, first demand entries
                 assert (await handler(request)).status == 200
+            if prepare_only:  # the baseline of an instruction count (bench/instructions.py)
+                return 0.0
             started = time.perf_counter()
             for request in requests[100:]:
                 await handler(request)
-            per_call = (time.perf_counter() - started) / (CALLS - 100) * 1e6
-            print(f"challenge handler: {per_call:.1f} us per call")
+            return (time.perf_counter() - started) / calls * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(args.child or ROOT))  # the dropserver package of that checkout
+    per_call = asyncio.run(measure(args.calls, args.prepare_only))
+    if args.child:
+        print(f"{per_call:.1f}")
+    else:
+        print(f"challenge handler: {per_call:.1f} us per call")
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    raise SystemExit(main())

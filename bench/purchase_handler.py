@@ -26,7 +26,7 @@ PERSONS = 2_000  # with a limit of 1,000 each: room for 2,000,000 purchases
 CONCURRENCY = 64
 
 
-async def measure(calls: int) -> float:
+async def measure(calls: int, prepare_only: bool = False) -> float:
     from aiohttp import streams
     from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
@@ -84,8 +84,10 @@ async def measure(calls: int) -> float:
                     response = await handler(req)  # type: ignore[arg-type]
                     assert response.status == 201, response.text  # type: ignore[attr-defined]
 
-            async def run(n: int) -> float:
+            async def run(n: int, call: bool = True) -> float:
                 requests = [request(i) for i in range(n)]
+                if not call:  # the baseline of an instruction count (bench/instructions.py)
+                    return 0.0
                 started = time.process_time()
                 await asyncio.gather(
                     *(worker(requests[k::CONCURRENCY]) for k in range(CONCURRENCY))
@@ -93,7 +95,7 @@ async def measure(calls: int) -> float:
                 return (time.process_time() - started) / n * 1e6
 
             await run(PERSONS)  # every identity verified once, as the warm-up does over HTTP
-            return await run(calls)
+            return await run(calls, call=not prepare_only)
 
 
 class _Transport:
@@ -144,12 +146,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--compare", type=Path, help="another checkout to alternate with")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one measurement, with the dropserver package of that checkout
         sys.path.insert(0, str(args.child))
         import uvloop
 
-        print(f"{uvloop.run(measure(args.calls)):.1f}")
+        print(f"{uvloop.run(measure(args.calls, args.prepare_only)):.1f}")
         return 0
     checkouts = [ROOT] + ([args.compare.resolve()] if args.compare else [])
     for run in range(args.runs):
