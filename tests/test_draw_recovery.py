@@ -183,15 +183,20 @@ async def test_a_draw_killed_mid_way_completes_when_run_again(
     # (One batch more if the drawer keeps a write in flight: it was sent before the reply that
     # triggered the kill was read.)
     assert await redis.hget(keys.draw, "state") == b"drawing"
-    half = await redis.llen(keys.draw_order_tmp)
+    # Read in one transaction: a write the process sent just before it died can still be
+    # applied between two separate reads.
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.lrange(keys.draw_order_tmp, 0, -1)
+        pipe.hlen(keys.ranks_tmp)
+        partial, ranked = await pipe.execute()
+    half = len(partial)
     done = KILL_AFTER * KILLED_WRITE_BATCH
     assert half in (done, done + KILLED_WRITE_BATCH)
-    assert await redis.hlen(keys.ranks_tmp) == half
+    assert ranked == half
     assert not await redis.exists(keys.draw_order, keys.ranks)
     token = await redis.get(keys.draw_lock)
     assert token is not None
     assert 0 < await redis.pttl(keys.draw_lock) <= LOCK_MS
-    partial: list[bytes] = await redis.lrange(keys.draw_order_tmp, 0, -1)  # type: ignore[assignment]
 
     # 3. While the dead process's lock lives, nobody else may draw (it might be alive and slow).
     busy = await client.post(f"/v1/drops/{drop_id}/draw", headers=ADMIN)
