@@ -24,6 +24,7 @@ from dropserver.identity import BuyerVerifier, PlatformAuthenticator
 from dropserver.metrics import Metrics
 from dropserver.orders import OrderStore
 from dropserver.pow import PreDerivationPool
+from dropserver.pow.challenge import derive_puzzle
 from dropserver.redis_clock import RedisClock
 from dropserver.refusals import RefusalTally
 from dropserver.scripts import load_all
@@ -76,6 +77,8 @@ async def _services(
         workers=settings.pow.workers,
         target=settings.pow.pool_target,
         low_water=settings.pow.pool_target // 4,
+        # The threads also sign each puzzle's key: one HMAC less per challenge request.
+        derive=partial(derive_puzzle, key_signature_secret=settings.pow.key_signature_secret),
     )
     sweeper = Sweeper(
         redis,

@@ -30,10 +30,11 @@ from dropserver.pow import (
     Difficulty,
     PowError,
     PreDerivationPool,
+    Puzzle,
     Ticket,
     binding_data,
     check_binding,
-    issue_challenge,
+    issue_challenge_json,
     verify_payload,
 )
 from dropserver.ratelimit import (
@@ -59,6 +60,10 @@ class Origin:
     device: str | None
 
 
+# What LocalLimiter.check answers when every limiter is off.
+_UNLIMITED = RateLimitResult(False, 0, 0, 0, -1, 0)
+
+
 def action_of(drop: Drop) -> str:
     return "enter" if drop.mode == "lottery" else "buy"
 
@@ -67,7 +72,7 @@ class Gate:
     def __init__(
         self,
         settings: Settings,
-        pool: PreDerivationPool,
+        pool: PreDerivationPool[Puzzle],
         metrics: Metrics,
         refusals: RefusalTally,
     ) -> None:
@@ -80,6 +85,8 @@ class Gate:
         self._limits_of: dict[str, RateLimits] = {}  # drop id -> its limits merged with defaults
         # drop id -> per kind (person, ip, device): limiter key prefix and ARGV triple
         self._limiter_plans: dict[str, list[tuple[str, list[str | int]]]] = {}
+        # drop id -> per kind: this process's challenge limiter key prefix and the limit
+        self._challenge_plans: dict[str, list[tuple[str, RateLimit | None]]] = {}
         self._shown_difficulty: dict[str, int] = {}  # drop id -> counter_max in the gauge
         self._served: dict[str, Difficulty] = {}  # algorithm -> the level last served
 
@@ -131,13 +138,24 @@ class Gate:
 
     def check_challenge_limits(self, drop: Drop, buyer: Buyer, origin: Origin) -> RateLimitResult:
         """Charge the challenge request to this process's limiters (person, ip, device)."""
-        limits = self._merged(drop)
-        values = (buyer.person, origin.ip_prefix, origin.device)
-        pairs: list[tuple[str, RateLimit | None]] = [
-            (f"{drop.id} {kind} {value}", limits.get(kind) if value else None)
-            for kind, value in zip(KINDS, values, strict=True)
-        ]
-        return self._challenge_limits.check(pairs)
+        plan = self._challenge_plans.get(drop.id)
+        if plan is None:
+            # Per kind: the key prefix and the limit, which depend on the drop alone.
+            limits = self._merged(drop)
+            plan = self._challenge_plans[drop.id] = [
+                (f"{drop.id} {kind} ", limits.get(kind)) for kind in KINDS
+            ]
+        (person_key, person_limit), (ip_key, ip_limit), (device_key, device_limit) = plan
+        if person_limit is None and ip_limit is None and device_limit is None:
+            return _UNLIMITED
+        device = origin.device
+        return self._challenge_limits.check(
+            [
+                (person_key + buyer.person, person_limit),
+                (ip_key + origin.ip_prefix, ip_limit),
+                (device_key + device, device_limit) if device else ("", None),
+            ]
+        )
 
     def rate_limited_reply(self, drop_id: str, reply: list[Any]) -> ApiError:
         """The 429 for a script's rate-limited reply ``{6, index, limit, remaining, retry,
@@ -175,7 +193,8 @@ class Gate:
         if drop.pow is not None:
             self._pool.ensure(drop.pow.difficulty)
 
-    async def issue(self, drop: Drop, buyer: Buyer, origin: Origin, level: int) -> dict[str, Any]:
+    async def issue(self, drop: Drop, buyer: Buyer, origin: Origin, level: int) -> bytes:
+        """A challenge for this buyer, as the JSON bytes of the response."""
         difficulty = self.difficulty(drop, level)
         m = self._metrics
         # Set before any await, so the gauge follows the order in which demand was measured;
@@ -184,12 +203,12 @@ class Gate:
             self._shown_difficulty[drop.id] = difficulty.counter_max
             m.child(m.pow_difficulty, drop.id).set(difficulty.counter_max)  # type: ignore[attr-defined]
         self._served[difficulty.algorithm] = difficulty
-        pre = await self._pool.take_async(difficulty)  # refills below its low water mark
+        puzzle = await self._pool.take_async(difficulty)  # refills below its low water mark
         if drop.pow is not None and drop.pow.adaptive:
             # The next level up is likely next: have some ready before it is asked for.
             self._pool.start(self.difficulty(drop, level + 1))
-        challenge = issue_challenge(
-            pre,
+        challenge = issue_challenge_json(
+            puzzle,
             hmac_secret=self._pow.secret,
             key_signature_secret=self._pow.key_signature_secret,
             expires_at=int(time.time()) + self._pow.ttl_seconds,

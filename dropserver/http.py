@@ -20,6 +20,13 @@ def json_response(
     return web.Response(body=orjson.dumps(data), status=status, content_type=_JSON, headers=headers)
 
 
+def json_bytes_response(
+    body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A response whose JSON body is already serialised."""
+    return web.Response(body=body, status=status, content_type=_JSON, headers=headers)
+
+
 async def read_body(request: web.Request) -> bytes:
     try:
         return await request.read()

@@ -45,7 +45,7 @@ import orjson
 
 from dropserver.ids import random_token128
 from dropserver.pow.canonical import is_plain_key
-from dropserver.pow.difficulty import PreDerived
+from dropserver.pow.difficulty import Difficulty, PreDerived, pre_derive
 from dropserver.pow.kdf import ALGORITHMS, SCRYPT, derive_key, password
 
 PowCode = Literal["pow_invalid", "pow_expired"]
@@ -159,38 +159,31 @@ def _hmac_sha256_hex(secret: bytes, message: bytes) -> str:
     return mac.hexdigest()
 
 
-def issue_challenge(
-    pre: PreDerived,
-    *,
-    hmac_secret: bytes,
-    key_signature_secret: bytes,
-    expires_at: int,
-    data: Mapping[str, str],
-) -> dict[str, object]:
-    """Build the ALTCHA v2 challenge JSON object for a pre-derived puzzle.
+@dataclass(frozen=True, slots=True)
+class Puzzle:
+    """A pre-derived puzzle made ready to issue, off the request path: the signed parameters
+    that do not depend on the buyer (``keySignature``'s HMAC among them) already in canonical
+    JSON. Issuing then fills in ``data`` and ``expiresAt`` between the two halves and signs.
 
-    ``keyPrefix`` is the first half of the key (deterministic mode) and ``keySignature`` lets
-    :func:`verify_payload` check a solution without a KDF. ``data`` must map ASCII strings to
-    ASCII strings (the widget base64-encodes with ``btoa``, which fails on other text).
-    Each ``PreDerived`` must be issued once only: two challenges with the same answer would
-    let one solution pass twice (with different challenge ids).
+    canonical JSON of the parameters == ``head + data + b',"expiresAt":N,' + tail``: keys are
+    sorted and nothing sorts between ``data`` and ``expiresAt``.
     """
-    if not hmac_secret or not key_signature_secret:
-        raise ValueError("hmac_secret and key_signature_secret must not be empty")
-    if hmac.compare_digest(hmac_secret, key_signature_secret):
-        raise ValueError("hmac_secret and key_signature_secret must differ")
-    if type(expires_at) is not int or not 0 < expires_at <= _MAX_INT:
-        raise ValueError(f"expires_at must be unix seconds as an int, got {expires_at!r}")
-    signed_data: dict[str, str] = {}
-    for key, value in data.items():
-        if not (type(key) is str and type(value) is str and key.isascii() and value.isascii()):
-            raise ValueError(f"challenge data must map ASCII str to ASCII str: {key!r}")
-        if not is_plain_key(key):
-            raise ValueError(f"challenge data key {key!r} must not be all digits")
-        signed_data[key] = value
+
+    pre: PreDerived
+    head: bytes  # '{"algorithm":...,"cost":...,"data":'
+    tail: bytes  # '"keyLength":...,"salt":"..."}'
+
+
+_SPLIT: Final = b'"data":{},"expiresAt":0,'
+
+
+def prepare_puzzle(pre: PreDerived, key_signature_secret: bytes) -> Puzzle:
+    """Everything of a challenge that the buyer does not change, signed and serialised."""
+    if not key_signature_secret:
+        raise ValueError("key_signature_secret must not be empty")
     difficulty = pre.difficulty
     key_length = difficulty.key_length
-    params: dict[str, object] = {
+    fixed: dict[str, object] = {
         "algorithm": difficulty.algorithm,
         "nonce": pre.nonce.hex(),
         "salt": pre.salt.hex(),
@@ -198,16 +191,83 @@ def issue_challenge(
         "keyLength": key_length,
         "keyPrefix": pre.key[: key_length // 2].hex(),
         "keySignature": _hmac_sha256_hex(key_signature_secret, pre.key),
-        "expiresAt": expires_at,
-        "data": signed_data,
+        "data": {},
+        "expiresAt": 0,
     }
     if difficulty.algorithm == SCRYPT:
         # Always explicit: the client must not fall back on its own defaults.
-        params["memoryCost"] = difficulty.scrypt_r
-        params["parallelism"] = difficulty.scrypt_p
-    # Everything in params is plain (checked above), so orjson's sorted output is canonical.
-    canonical = orjson.dumps(params, option=orjson.OPT_SORT_KEYS)
-    return {"parameters": params, "signature": _hmac_sha256_hex(hmac_secret, canonical)}
+        fixed["memoryCost"] = difficulty.scrypt_r
+        fixed["parallelism"] = difficulty.scrypt_p
+    # Plain ASCII keys, strings and small ints: orjson's sorted output is the canonical JSON.
+    canonical = orjson.dumps(fixed, option=orjson.OPT_SORT_KEYS)
+    head, tail = canonical.split(_SPLIT)
+    return Puzzle(pre, head + b'"data":', tail)
+
+
+def issue_challenge_json(
+    puzzle: Puzzle,
+    *,
+    hmac_secret: bytes,
+    key_signature_secret: bytes,
+    expires_at: int,
+    data: Mapping[str, str],
+) -> bytes:
+    """The ALTCHA v2 challenge, as the JSON bytes a response carries:
+    ``{"parameters": {...}, "signature": HMAC(hmac_secret, canonical JSON of parameters)}``.
+
+    ``keyPrefix`` is the first half of the key (deterministic mode) and ``keySignature`` lets
+    :func:`verify_payload` check a solution without a KDF. ``data`` must map ASCII strings to
+    ASCII strings (the widget base64-encodes with ``btoa``, which fails on other text).
+    Each puzzle must be issued once only: two challenges with the same answer would let one
+    solution pass twice (with different challenge ids). ``key_signature_secret`` is the one
+    the puzzle was prepared with (checked here to differ from ``hmac_secret``). The parameters
+    are written once, in canonical form, and the response embeds those very bytes.
+    """
+    if not hmac_secret or not key_signature_secret:
+        raise ValueError("hmac_secret and key_signature_secret must not be empty")
+    if hmac.compare_digest(hmac_secret, key_signature_secret):
+        raise ValueError("hmac_secret and key_signature_secret must differ")
+    if type(expires_at) is not int or not 0 < expires_at <= _MAX_INT:
+        raise ValueError(f"expires_at must be unix seconds as an int, got {expires_at!r}")
+    for key, value in data.items():
+        if not (type(key) is str and type(value) is str and key.isascii() and value.isascii()):
+            raise ValueError(f"challenge data must map ASCII str to ASCII str: {key!r}")
+        if not is_plain_key(key):
+            raise ValueError(f"challenge data key {key!r} must not be all digits")
+    canonical = b'%b%b,"expiresAt":%d,%b' % (
+        puzzle.head,
+        orjson.dumps(data, option=orjson.OPT_SORT_KEYS),
+        expires_at,
+        puzzle.tail,
+    )
+    signature = _hmac_sha256_hex(hmac_secret, canonical)
+    return b'{"parameters":%b,"signature":"%b"}' % (canonical, signature.encode())
+
+
+def issue_challenge(
+    pre: PreDerived | Puzzle,
+    *,
+    hmac_secret: bytes,
+    key_signature_secret: bytes,
+    expires_at: int,
+    data: Mapping[str, str],
+) -> dict[str, object]:
+    """:func:`issue_challenge_json` as a JSON object (for the solver, tests and tools)."""
+    puzzle = pre if isinstance(pre, Puzzle) else prepare_puzzle(pre, key_signature_secret)
+    body = issue_challenge_json(
+        puzzle,
+        hmac_secret=hmac_secret,
+        key_signature_secret=key_signature_secret,
+        expires_at=expires_at,
+        data=data,
+    )
+    challenge: dict[str, object] = orjson.loads(body)
+    return challenge
+
+
+def derive_puzzle(difficulty: Difficulty, key_signature_secret: bytes) -> Puzzle:
+    """Pre-derive and prepare one puzzle (what the pool's threads run)."""
+    return prepare_puzzle(pre_derive(difficulty), key_signature_secret)
 
 
 def _invalid(message: str) -> PowError:

@@ -22,26 +22,57 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final
+from typing import Any, Final, Generic, TypeVar, overload
 
 from dropserver.pow.difficulty import Difficulty, PreDerived, pre_derive
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: How long one refill task derives before yielding its worker thread back to the queue.
 REFILL_SLICE_SECONDS: Final = 0.05
 
 
-class PreDerivationPool:
-    """Keeps about ``target`` :class:`PreDerived` per :class:`Difficulty`.
+class PreDerivationPool(Generic[T]):
+    """Keeps about ``target`` puzzles per :class:`Difficulty`: :class:`PreDerived` ones, or
+    whatever ``derive`` makes of a difficulty (the server's are ready to issue, see
+    :func:`dropserver.pow.challenge.derive_puzzle`).
 
     ``take`` is non-blocking and O(1); when a level drops below ``low_water`` a refill up to
     ``target`` is scheduled. Levels are stocked on first use or by :meth:`ensure` (call it when
     a drop is created or about to open so the first buyers find a full stock).
     """
 
-    def __init__(self, *, workers: int = 2, target: int = 256, low_water: int = 64) -> None:
+    @overload
+    def __init__(
+        self: PreDerivationPool[PreDerived],
+        *,
+        workers: int = 2,
+        target: int = 256,
+        low_water: int = 64,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        target: int = 256,
+        low_water: int = 64,
+        derive: Callable[[Difficulty], T],
+    ) -> None: ...
+
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        target: int = 256,
+        low_water: int = 64,
+        derive: Callable[[Difficulty], Any] = pre_derive,
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         if target < 1:
@@ -49,9 +80,10 @@ class PreDerivationPool:
         if not 0 <= low_water <= target:
             raise ValueError(f"low_water must be in [0, target={target}], got {low_water}")
         self._target = target
+        self._derive = derive
         self._low_water = low_water
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pow-derive")
-        self._stocks: dict[Difficulty, deque[PreDerived]] = {}
+        self._stocks: dict[Difficulty, deque[T]] = {}
         self._refilling: set[Difficulty] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -78,13 +110,13 @@ class PreDerivationPool:
         if difficulty not in self._stocks:
             self.ensure(difficulty)
 
-    def take(self, difficulty: Difficulty) -> PreDerived | None:
+    def take(self, difficulty: Difficulty) -> T | None:
         """Pop one pre-derived puzzle, or ``None`` if the level has none right now."""
         stock = self._stocks.get(difficulty)
         if stock is None:
             stock = self._stock_of(difficulty)
         try:
-            item: PreDerived | None = stock.popleft()
+            item: T | None = stock.popleft()
         except IndexError:
             item = None
             self._misses += 1
@@ -92,7 +124,7 @@ class PreDerivationPool:
             self._schedule_refill(difficulty)
         return item
 
-    async def take_async(self, difficulty: Difficulty) -> PreDerived:
+    async def take_async(self, difficulty: Difficulty) -> T:
         """:meth:`take`, or derive one in the executor so the request is still served."""
         item = self.take(difficulty)
         if item is not None:
@@ -100,7 +132,7 @@ class PreDerivationPool:
         if self._closed:
             raise RuntimeError("PreDerivationPool is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, pre_derive, difficulty)
+        return await loop.run_in_executor(self._executor, self._derive, difficulty)
 
     def stock(self, difficulty: Difficulty) -> int:
         """How many puzzles of this level are ready."""
@@ -117,7 +149,7 @@ class PreDerivationPool:
             self._closed = True
         self._executor.shutdown(wait=wait, cancel_futures=True)
 
-    def __enter__(self) -> PreDerivationPool:
+    def __enter__(self) -> PreDerivationPool[T]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -125,7 +157,7 @@ class PreDerivationPool:
 
     # -- internals
 
-    def _stock_of(self, difficulty: Difficulty) -> deque[PreDerived]:
+    def _stock_of(self, difficulty: Difficulty) -> deque[T]:
         stock = self._stocks.get(difficulty)
         if stock is None:
             # setdefault is atomic under the GIL: two racing callers get the same deque.
@@ -158,7 +190,7 @@ class PreDerivationPool:
         failed = False
         try:
             while not self._closed and len(stock) < self._target:
-                stock.append(pre_derive(difficulty))
+                stock.append(self._derive(difficulty))
                 if time.monotonic() >= deadline:
                     break
         except Exception:

@@ -16,6 +16,7 @@ from dropserver.drop_store import Counts
 from dropserver.drops import Drop
 from dropserver.errors import conflict, invalid, not_found
 from dropserver.http import (
+    json_bytes_response,
     json_response,
 )
 from dropserver.keys import DropKeys
@@ -143,7 +144,7 @@ async def challenge(request: web.Request) -> web.Response:
         raise gate.rate_limited(drop.id, limits)
     level = services.demand.hit(drop.id, origin.ip_prefix)
     challenge_body = await gate.issue(drop, buyer, origin, level)
-    return json_response(challenge_body, headers=_NO_STORE)
+    return json_bytes_response(challenge_body, headers=_NO_STORE)
 
 
 _NO_STORE = {"Cache-Control": "no-store"}

@@ -23,7 +23,9 @@ from dropserver.pow import (
     canonical_json,
     check_binding,
     derive_key,
+    derive_puzzle,
     issue_challenge,
+    issue_challenge_json,
     password,
     payload,
     pre_derive,
@@ -105,6 +107,35 @@ def test_issued_challenge_shape(difficulty: Difficulty) -> None:
     )
     # What goes on the wire is plain JSON.
     assert orjson.loads(orjson.dumps(challenge)) == challenge
+
+
+@pytest.mark.parametrize("difficulty", [SMALL, SMALL_SHA, SMALL_SCRYPT])
+def test_response_bytes_carry_the_signed_canonical_json(difficulty: Difficulty) -> None:
+    """The served bytes are written once: the parameters in them are, byte for byte, the
+    canonical JSON the signature covers (by our encoder and the ALTCHA library's), also for
+    data that JSON must escape."""
+    puzzle = derive_puzzle(difficulty, KEY_SECRET)
+    data = {**DATA, "pid": 'a"b\\c\x01/d'}
+    body = issue_challenge_json(
+        puzzle,
+        hmac_secret=HMAC_SECRET,
+        key_signature_secret=KEY_SECRET,
+        expires_at=EXPIRES_AT,
+        data=data,
+    )
+    challenge = orjson.loads(body)
+    params = challenge["parameters"]
+    assert params["data"] == data and params["expiresAt"] == EXPIRES_AT
+    assert params["keySignature"] == hmac.new(KEY_SECRET, puzzle.pre.key, "sha256").hexdigest()
+    canonical = canonical_json(params)
+    assert canonical == altcha_v2._canonical_json(params).encode()
+    assert body == b'{"parameters":%b,"signature":"%b"}' % (
+        canonical,
+        hmac.new(HMAC_SECRET, canonical, "sha256").hexdigest().encode(),
+    )
+    # And a solution of it verifies.
+    ticket = verify(payload(challenge, solve(challenge)))
+    assert ticket.data == data
 
 
 @pytest.mark.parametrize(

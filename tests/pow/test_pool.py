@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-import dropserver.pow.pool as pool_module
 from dropserver.pow import (
     Difficulty,
     PreDerivationPool,
@@ -127,7 +126,7 @@ def test_concurrent_takers_never_share_a_tuple() -> None:
         assert len(seen) == len(set(seen))
 
 
-def test_one_refill_in_flight_per_level(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_refill_in_flight_per_level() -> None:
     active: dict[Difficulty, int] = {}
     peak: dict[Difficulty, int] = {}
     lock = threading.Lock()
@@ -144,9 +143,8 @@ def test_one_refill_in_flight_per_level(monkeypatch: pytest.MonkeyPatch) -> None
             with lock:
                 active[difficulty] -= 1
 
-    monkeypatch.setattr(pool_module, "pre_derive", tracking)
     other = Difficulty(cost=2, counter_max=20)
-    with PreDerivationPool(workers=4, target=40, low_water=30) as pool:
+    with PreDerivationPool(workers=4, target=40, low_water=30, derive=tracking) as pool:
         for _ in range(200):  # hammer the triggers: ensure and take below low water
             pool.ensure(FAST)
             pool.ensure(other)
@@ -172,9 +170,7 @@ async def test_take_async_after_close_raises() -> None:
         await pool.take_async(FAST)
 
 
-def test_failing_derivation_does_not_spin(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_failing_derivation_does_not_spin(caplog: pytest.LogCaptureFixture) -> None:
     calls = 0
 
     def broken(difficulty: Difficulty) -> PreDerived:
@@ -182,8 +178,7 @@ def test_failing_derivation_does_not_spin(
         calls += 1
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pool_module, "pre_derive", broken)
-    with PreDerivationPool(workers=1, target=8, low_water=2) as pool:
+    with PreDerivationPool(workers=1, target=8, low_water=2, derive=broken) as pool:
         pool.ensure(FAST)
         time.sleep(0.05)
     assert calls == 1
