@@ -1,6 +1,6 @@
 """Proof-of-work tickets: ALTCHA v2 challenges in deterministic mode, with key signatures.
 
-Pure CPU (no Redis, no aiohttp). The request path only signs and verifies (two HMACs each);
+Pure CPU (no Redis, no aiohttp). The request path only signs (one HMAC) and verifies (two);
 every KDF runs ahead of time in :class:`PreDerivationPool`. Replay and binding checks belong
 to the caller: burn ``Ticket.challenge_id`` atomically in Redis, and call
 :func:`check_binding` with the request's drop, person, action and IP prefix.

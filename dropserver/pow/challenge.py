@@ -1,9 +1,11 @@
 """Issue and verify ALTCHA v2 challenges (deterministic mode with key signature).
 
-Issuing (:func:`issue_challenge`) costs two HMACs: the KDF ran earlier, off the request path
-(:func:`dropserver.pow.difficulty.pre_derive`). Verifying a solution (:func:`verify_payload`)
-also costs two HMACs on the fast path: ``keySignature = HMAC(key_signature_secret, key)``
-lets us check the submitted key without re-deriving it.
+Issuing (:func:`issue_challenge_json`) costs one HMAC: the KDF, the ``keySignature`` HMAC and
+the buyer-independent part of the canonical JSON were done earlier, off the request path, when
+the pool's threads derived the puzzle (:func:`derive_puzzle`). Verifying a solution
+(:func:`verify_payload`) costs two HMACs on the fast path:
+``keySignature = HMAC(key_signature_secret, key)`` lets us check the submitted key without
+re-deriving it.
 
 Order of checks in :func:`verify_payload`, and why (every failure is ``pow_invalid`` unless
 marked otherwise):
