@@ -380,33 +380,20 @@ def main() -> int:
         }
         variants = {
             "bare": [python, str(ROOT / "bench" / "bare_server.py"), str(ports["bare"])],
-            "main": [
-                dropserver,
-                "serve",
-                "--config",
-                str(server_config(tmp, redis.url, ports["main"], **redis_settings)),
-            ],
-            "naive": [
-                dropserver,
-                "serve",
-                "--config",
-                str(
-                    server_config(
-                        tmp, redis.url, ports["naive"], **redis_settings, pipelining=False
-                    )
-                ),
-            ],
         }
         env = None
         if args.compare:
             # The other checkout's package, run by this environment's Python.
             env = {**os.environ, "PYTHONPATH": str(Path(args.compare).resolve())}
-            for name, extra in (("main", {}), ("naive", {"pipelining": False})):
+        for name, extra in (("main", {}), ("naive", {"pipelining": False})):
+            config = server_config(tmp, redis.url, ports[name], **redis_settings, **extra)
+            variants[name] = [dropserver, "serve", "--config", str(config)]
+            if args.compare:
                 port = ports[f"{name}-compare"]
                 config = server_config(tmp, redis.url, port, **redis_settings, **extra)
                 variants[f"{name}-compare"] = [
-                    *(python, "-m", "dropserver", "serve", "--config", str(config))
-                ]
+                    python, "-m", "dropserver", "serve", "--config", str(config)
+                ]  # fmt: skip
         for target in targets:
             port = ports[target.server]
             compare = target.server.endswith("-compare")
