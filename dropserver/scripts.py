@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
@@ -22,12 +22,6 @@ class Script:
     name: str
     source: bytes
     sha: str
-
-    # The SHA as a RESP bulk string, as the batcher sends it (built once, not per call).
-    sha_bulk: bytes = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha_bulk", b"$40\r\n" + self.sha.encode() + b"\r\n")
 
 
 def _expand(source: str, seen: set[str]) -> str:

@@ -6,11 +6,9 @@ import asyncio
 import hashlib
 from pathlib import Path
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from dropserver import batcher as batcher_module
 from dropserver.app import create_app
 from dropserver.batcher import ScriptBatcher, pack_evalsha
 from dropserver.config import PlatformSettings, RedisSettings, Settings, SweeperSettings
@@ -123,20 +121,8 @@ async def test_redis_restart_mid_drop_keeps_working(tmp_path: Path) -> None:
 
 def test_pack_evalsha_is_resp() -> None:
     script = load_script("close_drop")
-    packed = pack_evalsha(script, ["k1", "{drop:é}"], [5, b"\x00bin", "text"])
+    packed = pack_evalsha(script, ["k1", "{drop:é}"], [5, b"\x00bin", "text", 0])
     expected = [b"EVALSHA", script.sha.encode(), b"2", b"k1", "{drop:é}".encode(), b"5",
-                b"\x00bin", b"text"]  # fmt: skip
-    resp = b"*8\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in expected)
+                b"\x00bin", b"text", b"0"]  # fmt: skip
+    resp = b"*9\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in expected)
     assert packed == resp
-    assert pack_evalsha(script, ["k1", "{drop:é}"], [5, b"\x00bin", "text"]) == resp  # cached
-
-
-def test_the_key_cache_empties_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batcher_module, "_KEY_CACHE_SIZE", 4)
-    monkeypatch.setattr(batcher_module, "_packed_keys", {})
-    script = load_script("close_drop")
-    for i in range(10):
-        packed = pack_evalsha(script, [f"once:{i}", "always"], [])
-        assert packed.endswith(b"$%d\r\nonce:%d\r\n$6\r\nalways\r\n" % (len(f"once:{i}"), i))
-        assert len(batcher_module._packed_keys) <= 4
-    assert "always" in batcher_module._packed_keys
