@@ -211,6 +211,13 @@ def bare_lines(base: str, count: int) -> Iterator[str]:
     yield "POST\t/bare\t\t{}"
 
 
+def work_lines(us: int) -> Callable[[str, int], Iterator[str]]:
+    def lines(base: str, count: int) -> Iterator[str]:
+        yield f"POST\t/work/{us}\t\t{{}}"
+
+    return lines
+
+
 def purchase_lines(base: str, count: int) -> Iterator[str]:
     drop_id = create_drop(base)
     for token in tokens():
@@ -295,6 +302,13 @@ def command_stats(client: Any) -> dict[str, dict[str, float]]:
     return stats
 
 
+def batch_totals(base: str) -> tuple[float, float]:
+    """(calls, batches) the server's batcher has sent so far, from its /metrics."""
+    text = urllib.request.urlopen(f"{base}/metrics").read().decode()
+    totals = dict(re.findall(r"^dropserver_redis_batch_size_(sum|count) ([\d.e+]+)$", text, re.M))
+    return float(totals.get("sum", 0)), float(totals.get("count", 0))
+
+
 def cpu_seconds(pid: int | None) -> float:
     """User plus system CPU time a process has used so far (Linux /proc)."""
     if pid is None:
@@ -349,6 +363,15 @@ def main() -> int:
         "(git worktree add DIR COMMIT), right after this checkout's: a change measured before "
         "and after in one run",
     )
+    parser.add_argument(
+        "--calibrate",
+        nargs="*",
+        type=int,
+        default=[],
+        metavar="US",
+        help="also run the bare route plus US microseconds of pure Python work per request: "
+        "what a handler of that cost reaches on this machine, in the same run",
+    )
     args = parser.parse_args()
     redis_settings = {name: int(value) for name, value in (o.split("=", 1) for o in args.redis)}
     if shutil.which("wrk") is None:
@@ -357,6 +380,10 @@ def main() -> int:
     targets = [t for t in TARGETS if not args.only or any(o in t.name for o in args.only)]
     if not any(t.server == "bare" for t in targets):
         targets.insert(0, TARGETS[0])
+    targets[1:1] = [
+        Target(f"bare route + {us} us of work", "bare", work_lines(us), "calibration")
+        for us in args.calibrate
+    ]
     if args.compare:
         targets = [
             twin
@@ -379,7 +406,12 @@ def main() -> int:
             name: free_port() for name in ("bare", "main", "naive", "main-compare", "naive-compare")
         }
         variants = {
-            "bare": [python, str(ROOT / "bench" / "bare_server.py"), str(ports["bare"])],
+            "bare": [
+                python,
+                str(ROOT / "bench" / "bare_server.py"),
+                str(ports["bare"]),
+                *map(str, args.calibrate),
+            ],
         }
         env = None
         if args.compare:
@@ -403,6 +435,7 @@ def main() -> int:
                 lines_file.write_text("\n".join(target.lines(base, 0)) + "\n")
                 warm = run_wrk(base, lines_file, 2, args.connections)  # token cache, pool
                 redis_client.config_resetstat()
+                batches_before = batch_totals(base) if target.server != "bare" else (0, 0)
                 before = cpu_seconds(proc.pid), cpu_seconds(redis.pid), children_cpu()
                 busy_before = machine_busy()
                 with profiler(proc.pid, target.name, args.duration if args.profile else 0):
@@ -429,6 +462,12 @@ def main() -> int:
                     1,
                 )
                 target.result["redis_commands"] = command_stats(redis_client)
+                if target.server != "bare":
+                    calls, batches = (
+                        a - b for a, b in zip(batch_totals(base), batches_before, strict=True)
+                    )
+                    target.result["calls_per_batch"] = round(calls / batches, 1) if batches else 0
+
             shown = {k: v for k, v in target.result.items() if k != "redis_commands"}
             print(f"  {target.name}: {shown}", file=sys.stderr)
             for name, stat in sorted(
@@ -440,7 +479,7 @@ def main() -> int:
     bare_rps = targets[0].result["rps"]
     print(
         f"\n{'target':<42} {'req/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}"
-        f" {'server us':>9} {'redis us':>8} {'wrk us':>6} {'busy %':>6}"
+        f" {'server us':>9} {'redis us':>8} {'wrk us':>6} {'busy %':>6} {'batch':>5}"
     )
     rows = []
     for t in targets:
@@ -450,7 +489,7 @@ def main() -> int:
         print(
             f"{t.name:<42} {r['rps']:>9.0f} {ratio:>6.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
             f" {r['server_us']:>9.1f} {r['redis_us']:>8.1f} {r['wrk_us']:>6.1f}"
-            f" {r['busy_pct']:>6.1f}"
+            f" {r['busy_pct']:>6.1f} {r.get('calls_per_batch') or '':>5}"
         )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
