@@ -10,9 +10,9 @@ and order id (``__rand_int__``), so each one allocates a unit as a real purchase
 Redis's ``usec_per_call`` (INFO commandstats) of each run, and the redis-server process's CPU
 time per call. ``--limits`` switches the three rate
 limiters on (generous enough never to refuse), as a deployment with default limits would.
-``--compare DIR`` alternates the runs with the purchase script of another ``lua/`` directory
-(for example one checked out from an earlier commit with ``git worktree``), so that a change
-is measured before and after in one run.
+``--compare DIR`` alternates the runs with the purchase script (and includes) of another
+``lua/`` directory (for example one checked out from an earlier commit with ``git worktree``),
+so that a change is measured before and after in one run.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def main() -> int:
         return 2
     versions = [("this checkout", load_script("purchase"))]
     if args.compare:
-        versions.append((str(args.compare), load_script("purchase", args.compare)))
+        other = load_script("purchase", args.compare, args.compare / "include")
+        versions.append((str(args.compare), other))
     with (
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedRedis(Path(tmp)) as server,

@@ -24,20 +24,22 @@ class Script:
     sha: str
 
 
-def _expand(source: str, seen: set[str]) -> str:
+def _expand(source: str, include_dir: Path, seen: set[str]) -> str:
     def splice(match: re.Match[str]) -> str:
         name = match.group(1)
         if name in seen:
             return ""
         seen.add(name)
-        return _expand((LUA_DIR / "include" / f"{name}.lua").read_text(), seen)
+        return _expand((include_dir / f"{name}.lua").read_text(), include_dir, seen)
 
     return _INCLUDE.sub(splice, source)
 
 
-def load_script(name: str, lua_dir: Path = LUA_DIR) -> Script:
-    """``lua_dir/<name>.lua`` with its includes (always from ``lua/include/``) spliced in."""
-    text = _expand((lua_dir / f"{name}.lua").read_text(), set())
+def load_script(
+    name: str, lua_dir: Path = LUA_DIR, include_dir: Path = LUA_DIR / "include"
+) -> Script:
+    """``lua_dir/<name>.lua`` with its includes from ``include_dir`` spliced in."""
+    text = _expand((lua_dir / f"{name}.lua").read_text(), include_dir, set())
     source = text.encode()
     return Script(name=name, source=source, sha=hashlib.sha1(source).hexdigest())
 

@@ -140,10 +140,11 @@ if fair_start_ms > 0 then
   end
 end
 
-if not stock_available(k, supply) then
+local source = stock_source(k, supply)
+if not source then
   return finish({3}, 'sold_out')
 end
 
-local serial, status, expires_at = allocate(k, drop_id, pid, sub, order_id, now, hold_ms,
+local serial, status, expires_at = allocate(k, source, drop_id, pid, sub, order_id, now, hold_ms,
   'allocated')
 return finish({0, serial, status, expires_at, order_id}, nil)

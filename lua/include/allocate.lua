@@ -4,17 +4,23 @@
     k   table of key names: counts, free, persons, orders, holds, events, porders
   Stock is the serials never handed out (next_serial < supply) plus those returned (free).
 ]]
-local function stock_available(k, supply)
+-- Where the next unit comes from: 'free' (a returned serial), 'new' (a serial never handed out),
+-- or nil when none is left. allocate takes the answer, so the free list is read once.
+local function stock_source(k, supply)
   if redis.call('LLEN', k.free) > 0 then
-    return true
+    return 'free'
   end
-  return tonumber(redis.call('HGET', k.counts, 'next_serial') or '0') < supply
+  if tonumber(redis.call('HGET', k.counts, 'next_serial') or '0') < supply then
+    return 'new'
+  end
+  return nil
 end
 
--- Allocates one unit (the caller checked stock_available). Returns serial, status, expires_at.
-local function allocate(k, drop_id, pid, sub, order_id, now, hold_ms, event)
+-- Allocates one unit from source (stock_source's answer, not nil). Returns serial, status,
+-- expires_at.
+local function allocate(k, source, drop_id, pid, sub, order_id, now, hold_ms, event)
   local serial
-  if redis.call('LLEN', k.free) > 0 then
+  if source == 'free' then
     serial = tonumber(redis.call('LPOP', k.free))
   else
     serial = redis.call('HINCRBY', k.counts, 'next_serial', 1)

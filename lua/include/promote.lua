@@ -18,7 +18,8 @@ local function promote(k, now, ids, ids_from)
   local limit = tonumber(meta[4])
   local next_index, length = tonumber(draw[2]), redis.call('LLEN', k.draw_order)
   local promoted, used = 0, ids_from
-  while next_index < length and used <= #ids and stock_available(k, supply) do
+  local source = stock_source(k, supply)
+  while next_index < length and used <= #ids and source do
     local item = redis.call('LINDEX', k.draw_order, next_index)
     next_index = next_index + 1
     local space = string.find(item, ' ', 1, true)
@@ -27,9 +28,10 @@ local function promote(k, now, ids, ids_from)
     local owned = tonumber(redis.call('HGET', k.persons, pid) or '0')
     if entry and owned < limit then
       local sub = string.match(entry, '^%S+ %S+ (%S+)')
-      allocate(k, drop_id, pid, sub, ids[used], now, hold_ms, 'won')
+      allocate(k, source, drop_id, pid, sub, ids[used], now, hold_ms, 'won')
       used = used + 1
       promoted = promoted + 1
+      source = stock_source(k, supply)
     end
   end
   redis.call('HSET', k.draw, 'next', next_index)
