@@ -49,7 +49,7 @@ async def enter(attempt: Attempt) -> Entry:
     m = services.metrics
     attempt.count_ticket(code, rate_limited=codes.RATE_LIMITED, replayed=codes.POW_REPLAYED)
     outcome = "entered" if code == codes.OK else _OUTCOMES.get(code, "error")
-    m.child(m.lottery_entries, drop.id, outcome).inc()  # type: ignore[attr-defined]
+    m.lottery_entries.inc(drop.id, outcome)
     if code == codes.OK:
         return Entry(reply[1].decode(), reply[2].decode())
     if code == codes.RATE_LIMITED:

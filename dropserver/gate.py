@@ -165,7 +165,7 @@ class Gate:
     def rate_limited(self, drop_id: str, result: RateLimitResult) -> ApiError:
         """The 429 for a refusal by the limiter at ``result.index`` (1..3: person, ip, device)."""
         kind = KINDS[result.index - 1] if 1 <= result.index <= 3 else "unknown"
-        self._metrics.child(self._metrics.ratelimit_rejections, drop_id, kind).inc()  # type: ignore[attr-defined]
+        self._metrics.ratelimit_rejections.inc(drop_id, kind)
         retry = result.retry_after_seconds()
         message = (
             f"too many requests ({kind} limit); retry after {retry} s"
@@ -219,7 +219,7 @@ class Gate:
                 ip_prefix=origin.ip_prefix,
             ),
         )
-        m.child(m.pow_issued, drop.id).inc()  # type: ignore[attr-defined]
+        m.pow_issued.inc(drop.id)
         return challenge
 
     def publish_pool_stock(self) -> None:
@@ -266,4 +266,4 @@ class Gate:
         return ticket
 
     def count_verification(self, drop_id: str, outcome: str) -> None:
-        self._metrics.child(self._metrics.pow_verifications, drop_id, outcome).inc()  # type: ignore[attr-defined]
+        self._metrics.pow_verifications.inc(drop_id, outcome)

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.metrics import MetricWrapperBase
 
 from dropserver.request_stats import LATENCY_BUCKETS, RequestStats
+from dropserver.tally import Tally
 
 
 class Metrics:
@@ -16,8 +17,9 @@ class Metrics:
         # dropserver_http_requests_total and dropserver_http_request_duration_seconds
         self.requests = RequestStats()
         r.register(self.requests)
-        self.purchases = Counter(
-            "dropserver_purchases", "Purchase attempts by outcome", ["drop", "outcome"], registry=r
+        # Counters a request path increments: plain tallies (see dropserver.tally).
+        self.purchases = self._tally(
+            "dropserver_purchases", "Purchase attempts by outcome", ["drop", "outcome"]
         )
         self.stock_supply = Gauge(
             "dropserver_stock_supply", "Units in the drop", ["drop"], registry=r
@@ -29,17 +31,14 @@ class Metrics:
         self.stock_confirmed = Gauge(
             "dropserver_stock_confirmed", "Units sold for good", ["drop"], registry=r
         )
-        self.holds_expired = Counter(
-            "dropserver_holds_expired", "Holds expired by the sweeper", ["drop"], registry=r
+        self.holds_expired = self._tally(
+            "dropserver_holds_expired", "Holds expired by the sweeper", ["drop"]
         )
-        self.pow_issued = Counter(
-            "dropserver_pow_challenges_issued", "PoW challenges issued", ["drop"], registry=r
+        self.pow_issued = self._tally(
+            "dropserver_pow_challenges_issued", "PoW challenges issued", ["drop"]
         )
-        self.pow_verifications = Counter(
-            "dropserver_pow_verifications",
-            "PoW verifications by outcome",
-            ["drop", "outcome"],
-            registry=r,
+        self.pow_verifications = self._tally(
+            "dropserver_pow_verifications", "PoW verifications by outcome", ["drop", "outcome"]
         )
         self.pow_difficulty = Gauge(
             "dropserver_pow_difficulty", "Current PoW counter_max per drop", ["drop"], registry=r
@@ -47,17 +46,11 @@ class Metrics:
         self.pow_pool_stock = Gauge(
             "dropserver_pow_pool_stock", "Pre-derived challenges ready", ["algorithm"], registry=r
         )
-        self.ratelimit_rejections = Counter(
-            "dropserver_ratelimit_rejections",
-            "Requests refused by a rate limit",
-            ["drop", "kind"],
-            registry=r,
+        self.ratelimit_rejections = self._tally(
+            "dropserver_ratelimit_rejections", "Requests refused by a rate limit", ["drop", "kind"]
         )
-        self.lottery_entries = Counter(
-            "dropserver_lottery_entries",
-            "Lottery entries by outcome",
-            ["drop", "outcome"],
-            registry=r,
+        self.lottery_entries = self._tally(
+            "dropserver_lottery_entries", "Lottery entries by outcome", ["drop", "outcome"]
         )
         self.draw_duration = Histogram(
             "dropserver_draw_duration_seconds",
@@ -79,6 +72,11 @@ class Metrics:
         )
         self.redis_errors = Counter("dropserver_redis_errors", "Failed round trips", registry=r)
         self._children: dict[tuple[object, ...], MetricWrapperBase] = {}
+
+    def _tally(self, name: str, documentation: str, labels: list[str]) -> Tally:
+        tally = Tally(name, documentation, labels)
+        self.registry.register(tally)
+        return tally
 
     def child(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
         """A labelled child, cached: ``labels()`` costs a lock and a dict build per call."""

@@ -107,12 +107,12 @@ async def purchase(attempt: Attempt) -> Allocation | Pending:
     attempt.count_ticket(code, rate_limited=RATE_LIMITED, replayed=POW_REPLAYED)
     if code == OK:
         status = reply[2].decode()
-        metrics.child(metrics.purchases, drop.id, status).inc()  # type: ignore[attr-defined]
+        metrics.purchases.inc(drop.id, status)
         return Allocation(reply[4].decode(), int(reply[1]), status, int(reply[3]))
     if code == PENDING:
-        metrics.child(metrics.purchases, drop.id, "pending").inc()  # type: ignore[attr-defined]
+        metrics.purchases.inc(drop.id, "pending")
         return Pending(reply[1].decode(), reply[2].decode(), int(reply[3]))
-    metrics.child(metrics.purchases, drop.id, OUTCOMES.get(code, "error")).inc()  # type: ignore[attr-defined]
+    metrics.purchases.inc(drop.id, OUTCOMES.get(code, "error"))
     if code == RATE_LIMITED:
         raise services.gate.rate_limited_reply(drop.id, reply)
     raise refusal(code, reply)

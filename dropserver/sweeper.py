@@ -58,7 +58,7 @@ class Sweeper:
             if not more:
                 break
         if total:
-            self._metrics.child(self._metrics.holds_expired, drop_id).inc(total)  # type: ignore[attr-defined]
+            self._metrics.holds_expired.add(total, drop_id)
         return total
 
     async def sweep_once(self) -> int:

@@ -265,6 +265,8 @@ def test_the_service_exports_what_deploy_uses() -> None:
     metrics_module = pytest.importorskip("dropserver.metrics")
     from prometheus_client.metrics import MetricWrapperBase
 
+    from dropserver.tally import Tally
+
     instance = metrics_module.Metrics()
     # Collector-made families show their labels only on samples: give them one request.
     instance.requests.record("/v1/drops/{id}", "GET", 200, 0.001)
@@ -281,10 +283,15 @@ def test_the_service_exports_what_deploy_uses() -> None:
             exported.setdefault(sample.name, set()).update(sample.labels)
     for value in vars(instance).values():
         if isinstance(value, MetricWrapperBase):
-            name = value._name  # the family name; labels are not public API
-            for sample in exported:
-                if sample == name or sample.rsplit("_", 1)[0] == name:
-                    exported[sample] |= set(value._labelnames)
+            # the family name and its labels (not public API)
+            name, label_names = value._name, value._labelnames
+        elif isinstance(value, Tally):
+            name, label_names = value.name, value.label_names
+        else:
+            continue
+        for sample in exported:
+            if sample == name or sample.rsplit("_", 1)[0] == name:
+                exported[sample] |= set(label_names)
     missing = sorted(set(DROPSERVER_SAMPLES) - set(exported))
     assert not missing, f"metrics of the contract the service does not export: {missing}"
     for sample, labels in DROPSERVER_SAMPLES.items():
