@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from dropserver.batcher import ScriptBatcher
@@ -47,7 +48,7 @@ class _DropDemand:
 
 def level_of(rate: float, thresholds: tuple[float, ...]) -> int:
     """How many of the ascending thresholds the rate reaches."""
-    return sum(rate >= threshold for threshold in thresholds)
+    return bisect_right(thresholds, rate)
 
 
 class DemandMeter:
@@ -75,12 +76,12 @@ class DemandMeter:
         state = self._drops.get(drop_id)
         if state is None:
             state = self._drops[drop_id] = _DropDemand()
+        now = time.monotonic()
         ip = state.prefixes.get(prefix)
         if ip is None:
-            ip = state.prefixes[prefix] = _Rate(at=time.monotonic())
+            ip = state.prefixes[prefix] = _Rate(at=now)
         state.whole.pending += 1
         ip.pending += 1
-        now = time.monotonic()
         return max(
             level_of(state.whole.value(now, self._tau), self._drop_levels),
             level_of(ip.value(now, self._tau), self._ip_levels),
