@@ -97,7 +97,9 @@ class PowError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built for every purchase or entry with a ticket, and a frozen dataclass's __init__
+# costs twice as much (0.54 us here). Nothing assigns to it.
+@dataclass(slots=True)
 class Ticket:
     """A verified solution: what the challenge was bound to, and until when it is valid."""
 
