@@ -1,7 +1,7 @@
 """Redis's own cost of one purchase script call, without the HTTP server.
 
-    .venv/bin/python bench/purchase_script.py [--runs 5] [--calls 100000] [--limits] [--aof]
-        [--compare OTHER_LUA_DIR]
+    .venv/bin/python bench/purchase_script.py [--runs 5] [--calls 100000] [--limits] [--pow]
+        [--aof] [--compare OTHER_LUA_DIR]
 
 Starts a redis-server on a free port (no AOF unless ``--aof``), creates a drop's
 configuration with room for every call, and drives ``EVALSHA purchase`` with ``redis-benchmark``
@@ -9,7 +9,8 @@ configuration with room for every call, and drives ``EVALSHA purchase`` with ``r
 and order id (``__rand_int__``), so each one allocates a unit as a real purchase does. Prints
 Redis's ``usec_per_call`` (INFO commandstats) of each run, and the redis-server process's CPU
 time per call. ``--limits`` switches the three rate
-limiters on (generous enough never to refuse), as a deployment with default limits would.
+limiters on (generous enough never to refuse), as a deployment with default limits would;
+``--pow`` has every call spend a fresh proof-of-work ticket.
 ``--compare DIR`` alternates the runs with the purchase script (and includes) of another
 ``lua/`` directory (for example one checked out from an earlier commit with ``git worktree``),
 so that a change is measured before and after in one run.
@@ -23,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,18 +48,21 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def arguments(sha: str, limits: bool) -> list[str]:
+def arguments(sha: str, limits: bool, pow_ticket: bool) -> list[str]:
     keys = drop_keys("bench")
     key_names = [
         keys.meta, keys.counts, keys.free_serials, keys.persons, keys.orders, keys.holds,
-        keys.idempotency, keys.events, keys.person_orders, keys.pow_ticket("-"),
+        keys.idempotency, keys.events, keys.person_orders,
+        keys.pow_ticket("__rand_int__" if pow_ticket else "-"),
         keys.limiter("person", "p"), keys.limiter("ip", "203.0.113.0/24"),
         keys.limiter("device", "-"), keys.entries, keys.late, keys.draw, keys.draw_order,
         keys.ranks,
     ]  # fmt: skip
     limiter = ON if limits else OFF
+    # A ticket's expiry an hour out: each call spends a fresh ticket, as a purchase with PoW does.
+    ticket_expiry = str((int(time.time()) + 3600) * 1000) if pow_ticket else "0"
     args = [
-        "b__rand_int__", "b1", "bench.__rand_int__", "", "fingerprint", "0",
+        "b__rand_int__", "b1", "bench.__rand_int__", "", "fingerprint", ticket_expiry,
         *limiter, *limiter, *OFF, "", "",
     ]  # fmt: skip
     return ["evalsha", sha, str(len(key_names)), *key_names, *args]
@@ -68,6 +73,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--limits", action="store_true")
+    parser.add_argument(
+        "--pow", action="store_true", help="each call spends a fresh proof-of-work ticket"
+    )
     parser.add_argument(
         "--aof", action="store_true", help="keep AOF on (everysec), as in production"
     )
@@ -102,7 +110,7 @@ def main() -> int:
             cpu_before = cpu_seconds(server.pid)
             subprocess.run(
                 [benchmark, "-p", str(server.port), "-n", str(args.calls), "-P", "16", "-c", "2",
-                 "-r", "100000000", "-q", *arguments(sha, args.limits)],
+                 "-r", "100000000", "-q", *arguments(sha, args.limits, args.pow)],
                 check=True,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
