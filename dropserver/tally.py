@@ -2,10 +2,10 @@
 
 For the counters a request path increments (purchases, challenges, verifications, refusals).
 A prometheus-client Counter takes a lock per increment, and a labelled child must first be
-found; here one increment is a dict update (0.66 us against about 0.15 us, timeit). As with
-:mod:`dropserver.request_stats`, every increment and every scrape runs on the event loop's
-thread, so plain integers need no lock. The exported series are those a Counter exports,
-without the ``_created`` samples.
+found; here one increment is a dict update: 0.13 us against 0.50 us for a cached child's
+(timeit). As with :mod:`dropserver.request_stats`, every increment and every scrape runs on the
+event loop's thread, so plain integers need no lock. The exported series are those a Counter
+exports, without the ``_created`` samples.
 """
 
 from __future__ import annotations
