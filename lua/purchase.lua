@@ -49,7 +49,8 @@
     {7}                idempotency key reused with another request
     {8}                no such drop
     {9}                fair start: this person already waits in the queue
-    {10, entry_id, receipt, serves_at_ms}  fair start: pending; the outcome shows in /me
+    {10, entry_id, receipt, serves_at_ms}  fair start: pending; the outcome shows in /me (also
+                       the answer to this request sent again after a lost reply)
   A reply other than {6}, {7} and {8} is stored under the idempotency key and returned to
   retries.
 ]]
@@ -84,6 +85,23 @@ local limit, hold_ms, fair_start_ms = tonumber(meta[6]), tonumber(meta[7]), tonu
 local now_us = gcra_now_us()
 local now = math.floor(now_us / 1000)
 
+-- Fair start, while the draw is pending or its queue is served: this very request, sent again
+-- after a lost reply, finds its own entry. Checked before the limits and the ticket, which its
+-- first sending has already spent.
+local entry_id, receipt = ARGV[16], ARGV[17]
+local pending_phase, drawn, mine = false, false, nil
+if fair_start_ms > 0 then
+  local draw = redis.call('HMGET', KEYS[16], 'state', 'next')
+  drawn = draw[1] == 'drawn'
+  pending_phase = not drawn or tonumber(draw[2]) < redis.call('LLEN', KEYS[17])
+  if pending_phase then
+    mine = redis.call('HGET', KEYS[14], pid)
+    if mine and string.sub(mine, 1, #entry_id + 1) == entry_id .. ' ' then
+      return {10, entry_id, receipt, math.max(opens_at + fair_start_ms, now)}
+    end
+  end
+end
+
 local limiters, refusal = attempt_admit(attempt, now_us)
 if not limiters then
   return refusal
@@ -108,36 +126,26 @@ local k = {counts = K_COUNTS, free = K_FREE, persons = K_PERSONS, orders = K_ORD
   holds = K_HOLDS, events = K_EVENTS, porders = K_PORDERS, meta = K_META, draw = KEYS[16],
   draw_order = KEYS[17], entries = KEYS[14]}
 
-if fair_start_ms > 0 then
+if pending_phase then  -- read above; nothing has written since
   local window_end = opens_at + fair_start_ms
-  local draw = redis.call('HMGET', k.draw, 'state', 'next')
-  local drawn = draw[1] == 'drawn'
-  local queued = drawn and tonumber(draw[2]) < redis.call('LLEN', k.draw_order)
-  if not drawn or queued then
-    local entry_id, receipt = ARGV[16], ARGV[17]
-    local mine = redis.call('HGET', k.entries, pid)
-    if mine then
-      if string.sub(mine, 1, #entry_id + 1) == entry_id .. ' ' then
-        return {10, entry_id, receipt, math.max(window_end, now)}  -- this request, resent
-      end
-      return finish({9}, 'already_pending')
-    end
-    local early = (not drawn and now < window_end) and '1' or '0'
-    redis.call('HSET', k.entries, pid, entry_id .. ' ' .. receipt .. ' ' .. sub .. ' ' .. early)
-    redis.call('HINCRBY', K_COUNTS, 'entries', 1)
-    if not drawn then
-      if early == '0' then
-        redis.call('RPUSH', KEYS[15], pid)  -- queued behind the draw at its commit
-      end
-    else
-      redis.call('HSET', KEYS[18], pid, redis.call('LLEN', k.draw_order))
-      redis.call('RPUSH', k.draw_order, receipt .. ' ' .. pid)
-      promote(k, now, ARGV, 18)  -- serve the head of the queue: maybe this very attempt
-    end
-    redis.call('XADD', K_EVENTS, '*', 'type', 'pending', 'drop', drop_id, 'pid', pid,
-      'sub', sub, 'receipt', receipt)
-    return finish({10, entry_id, receipt, math.max(window_end, now)}, nil)
+  if mine then  -- not this request's own entry
+    return finish({9}, 'already_pending')
   end
+  local early = (not drawn and now < window_end) and '1' or '0'
+  redis.call('HSET', k.entries, pid, entry_id .. ' ' .. receipt .. ' ' .. sub .. ' ' .. early)
+  redis.call('HINCRBY', K_COUNTS, 'entries', 1)
+  if not drawn then
+    if early == '0' then
+      redis.call('RPUSH', KEYS[15], pid)  -- queued behind the draw at its commit
+    end
+  else
+    redis.call('HSET', KEYS[18], pid, redis.call('LLEN', k.draw_order))
+    redis.call('RPUSH', k.draw_order, receipt .. ' ' .. pid)
+    promote(k, now, ARGV, 18)  -- serve the head of the queue: maybe this very attempt
+  end
+  redis.call('XADD', K_EVENTS, '*', 'type', 'pending', 'drop', drop_id, 'pid', pid,
+    'sub', sub, 'receipt', receipt)
+  return finish({10, entry_id, receipt, math.max(window_end, now)}, nil)
 end
 
 local source = stock_source(k, supply)

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from dropserver.appkeys import SERVICES
 from dropserver.config import Settings
 from dropserver.drops import parse_drop_spec
 from dropserver.gate import Gate, Origin
@@ -399,3 +400,43 @@ def test_limiter_keys_and_args(
         person = [200_000, 5, 1] if limits else [0, 0, 0]
         on_device = [500_000, 1, 1] if limits and device else [0, 0, 0]
         assert args == [*person, 0, 0, 0, *on_device]
+
+
+def resend_every_purchase(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every purchase script call runs twice with the same arguments and the second reply is
+    the one answered: what the batcher does when a connection drops after Redis ran a batch."""
+    services = client.app[SERVICES]
+    batcher, script = services.batcher, services.scripts["purchase"]
+    run = batcher.run
+
+    async def twice(called: Any, keys: Any, args: Any) -> Any:
+        if called is script:
+            await run(called, keys, args)
+        return await run(called, keys, args)
+
+    monkeypatch.setattr(batcher, "run", twice)
+
+
+async def test_a_purchase_sent_again_after_a_lost_reply_gets_its_first_answer(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop_id = await create(client, pow=SMALL_POW, per_person_limit=5)
+    resend_every_purchase(client, monkeypatch)
+    headers = buyer("a")
+    status, order = await purchase(client, drop_id, headers, await solved(client, drop_id, headers))
+    assert status == 201 and order["status"] == "held", order
+    assert (await stats(client, drop_id))["held"] == 1
+
+
+async def test_a_fair_start_purchase_sent_again_after_a_lost_reply_stays_pending(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A window long enough that no draw runs during the test: the attempt stays pending.
+    drop_id = await create(client, pow=SMALL_POW, opens_at=rfc3339(-0.2), fair_start_seconds=30)
+    resend_every_purchase(client, monkeypatch)
+    headers = buyer("a")
+    status, body = await purchase(client, drop_id, headers, await solved(client, drop_id, headers))
+    assert status == 202 and body["status"] == "pending", body
+    counts = await client.app[SERVICES].redis.hgetall(drop_keys(drop_id).counts)
+    assert int(counts[b"entries"]) == 1
+    assert b"rej:pow_replayed" not in counts
