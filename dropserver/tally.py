@@ -27,13 +27,27 @@ class Tally(Collector):
 
     def inc(self, *values: str) -> None:
         counts = self._counts
-        counts[values] = counts.get(values, 0) + 1
+        count = counts.get(values)
+        if count is None:
+            self._check(values)
+            count = 0
+        counts[values] = count + 1
 
     def add(self, amount: int, *values: str) -> None:
         if amount < 0:
             raise ValueError("a counter only goes up")
         counts = self._counts
-        counts[values] = counts.get(values, 0) + amount
+        count = counts.get(values)
+        if count is None:
+            self._check(values)
+            count = 0
+        counts[values] = count + amount
+
+    def _check(self, values: tuple[str, ...]) -> None:
+        # Once per new series, as Counter.labels() checks: a wrong number of values would
+        # otherwise be exported under the wrong labels.
+        if len(values) != len(self.label_names):
+            raise ValueError(f"{self.name} takes {len(self.label_names)} label values")
 
     def value(self, *values: str) -> int:
         return self._counts.get(values, 0)

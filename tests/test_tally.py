@@ -35,6 +35,15 @@ def test_a_counter_only_goes_up() -> None:
     assert tally.value("d1") == 0
 
 
+def test_label_values_must_match_the_labels() -> None:
+    tally = Tally("dropserver_things", "Things", ["drop", "outcome"])
+    with pytest.raises(ValueError):
+        tally.inc("d1")
+    with pytest.raises(ValueError):
+        tally.add(2, "d1", "ok", "extra")
+    assert "dropserver_things_total{" not in exposition(tally)
+
+
 def test_the_registry_refuses_a_second_tally_of_the_same_name() -> None:
     registry = CollectorRegistry()
     registry.register(Tally("dropserver_things", "Things", ["drop"]))
