@@ -26,6 +26,7 @@ class Tally(Collector):
         self._counts: dict[tuple[str, ...], int] = {}
 
     def inc(self, *values: str) -> None:
+        # add(1, ...) spelled out: delegating re-packs the values, 0.31 us instead of 0.13.
         counts = self._counts
         count = counts.get(values)
         if count is None:

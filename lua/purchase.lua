@@ -88,7 +88,7 @@ local now = math.floor(now_us / 1000)
 -- Fair start, while the draw is pending or its queue is served: this very request, sent again
 -- after a lost reply, finds its own entry. Checked before the limits and the ticket, which its
 -- first sending has already spent.
-local entry_id, receipt = ARGV[16], ARGV[17]
+local entry_id, receipt, window_end = ARGV[16], ARGV[17], opens_at + fair_start_ms
 local pending_phase, drawn, mine = false, false, nil
 if fair_start_ms > 0 then
   local draw = redis.call('HMGET', KEYS[16], 'state', 'next')
@@ -97,7 +97,7 @@ if fair_start_ms > 0 then
   if pending_phase then
     mine = redis.call('HGET', KEYS[14], pid)
     if mine and string.sub(mine, 1, #entry_id + 1) == entry_id .. ' ' then
-      return {10, entry_id, receipt, math.max(opens_at + fair_start_ms, now)}
+      return {10, entry_id, receipt, math.max(window_end, now)}
     end
   end
 end
@@ -127,7 +127,6 @@ local k = {counts = K_COUNTS, free = K_FREE, persons = K_PERSONS, orders = K_ORD
   draw_order = KEYS[17], entries = KEYS[14]}
 
 if pending_phase then  -- read above; nothing has written since
-  local window_end = opens_at + fair_start_ms
   if mine then  -- not this request's own entry
     return finish({9}, 'already_pending')
   end
