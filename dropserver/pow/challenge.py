@@ -2,7 +2,7 @@
 
 Issuing (:func:`issue_challenge_json`) costs one HMAC: the KDF, the ``keySignature`` HMAC and
 the buyer-independent part of the canonical JSON were done earlier, off the request path, when
-the pool's threads derived the puzzle (:func:`derive_puzzle`). Verifying a solution
+the pool's workers derived the puzzle (:func:`derive_puzzle`). Verifying a solution
 (:func:`verify_payload`) costs two HMACs on the fast path:
 ``keySignature = HMAC(key_signature_secret, key)`` lets us check the submitted key without
 re-deriving it.
@@ -270,7 +270,7 @@ def issue_challenge(
 
 
 def derive_puzzle(difficulty: Difficulty, key_signature_secret: bytes) -> Puzzle:
-    """Pre-derive and prepare one puzzle (what the pool's threads run)."""
+    """Pre-derive and prepare one puzzle (what the pool's workers run)."""
     return prepare_puzzle(pre_derive(difficulty), key_signature_secret)
 
 

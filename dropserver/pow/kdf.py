@@ -4,9 +4,9 @@ The puzzle: find the ``counter`` such that ``KDF(password=nonce || uint32_be(cou
 starts with the published ``keyPrefix``. Both the server (once per challenge, ahead of time,
 in :mod:`dropserver.pow.pool`) and the solver (once per counter tried) run these functions.
 
-``hashlib.pbkdf2_hmac`` and ``hashlib.scrypt`` release the GIL, so they scale across the
-threads of a ``ThreadPoolExecutor``; the iterated SHA loop runs in Python but is only
-offered for compatibility (it is the weakest of the three against GPUs).
+``hashlib.pbkdf2_hmac`` and ``hashlib.scrypt`` release the GIL; the iterated SHA loop runs in
+Python and holds it, which is why the server's pool derives in worker processes. SHA-256 is
+only offered for compatibility (it is the weakest of the three against GPUs).
 """
 
 from __future__ import annotations

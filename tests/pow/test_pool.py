@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +25,9 @@ from dropserver.pow import (
 FAST = Difficulty(cost=1, counter_max=20)
 
 
-@pytest.fixture
-def pool() -> Iterator[PreDerivationPool]:
-    with PreDerivationPool(workers=2, target=32, low_water=8) as p:
+@pytest.fixture(params=[False, True], ids=["threads", "processes"])
+def pool(request: pytest.FixtureRequest) -> Iterator[PreDerivationPool]:
+    with PreDerivationPool(workers=2, target=32, low_water=8, processes=request.param) as p:
         yield p
 
 
@@ -211,3 +216,61 @@ def test_start_stocks_a_new_level_but_does_not_top_up() -> None:
         assert pool.stock(FAST) == 22
         pool.ensure(FAST)  # ensure tops up
         wait_until(lambda: pool.stock(FAST) == 32)
+
+
+def die_once(marker: str, difficulty: Difficulty) -> PreDerived:
+    """Kills the worker process that runs it first (SIGKILL, as the OOM killer would); derives
+    normally once ``marker`` exists. Module level: worker processes import it by name."""
+    path = Path(marker)
+    if not path.exists():
+        path.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return pre_derive(difficulty)
+
+
+def test_a_killed_worker_process_is_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    marker = tmp_path / "killed"
+    derive = partial(die_once, str(marker))
+    with (
+        caplog.at_level(logging.WARNING),
+        PreDerivationPool(workers=1, target=16, low_water=4, derive=derive, processes=True) as pool,
+    ):
+        pool.ensure(FAST)
+        wait_until(lambda: pool.stock(FAST) == 16, timeout=20)
+    assert marker.exists()  # a worker was really killed
+    assert "a pre-derivation worker died" in caplog.text
+
+
+def test_refills_stop_when_workers_keep_dying(caplog: pytest.LogCaptureFixture) -> None:
+    with PreDerivationPool(
+        workers=1, target=8, low_water=2, derive=partial(die_outside, os.getpid()), processes=True
+    ) as pool:
+        pool.ensure(FAST)
+        wait_until(lambda: "refills stopped" in caplog.text, timeout=20)
+        for _ in range(3):  # later triggers neither respawn nor log again
+            assert pool.take(FAST) is None
+        time.sleep(0.2)
+        assert pool.stock(FAST) == 0
+        assert caplog.text.count("a pre-derivation worker died") == 3
+        assert caplog.text.count("refills stopped") == 1
+
+
+async def test_take_async_derives_in_a_thread_once_the_workers_are_gone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with PreDerivationPool(
+        workers=1, target=8, low_water=2, derive=partial(die_outside, os.getpid()), processes=True
+    ) as pool:
+        pool.ensure(FAST)
+        wait_until(lambda: "refills stopped" in caplog.text, timeout=20)
+        item = await pool.take_async(FAST)  # derived here, in a thread
+        assert item.difficulty == FAST
+
+
+def die_outside(home: int, difficulty: Difficulty) -> PreDerived:
+    """Kills any process but ``home`` (a worker) that runs it; derives when run in ``home``."""
+    if os.getpid() != home:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return pre_derive(difficulty)
