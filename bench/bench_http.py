@@ -154,6 +154,7 @@ def tokens() -> list[str]:
 # created ahead of its opening gets), so the request path measured here is what a buyer pays
 # the server: one signature for a challenge; two HMACs and a ticket write for a purchase.
 BENCH_POW = {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4, "adaptive": False}
+DERIVING_POW = {"algorithm": "SHA-256", "cost": 5000, "counter_max": 4, "adaptive": False}
 PAYLOADS = 150_000  # pre-solved tickets, one per purchase request (they are single use)
 
 
@@ -227,6 +228,13 @@ def purchase_lines(base: str, count: int) -> Iterator[str]:
         yield f"POST\t/v1/drops/{drop_id}/purchase\t{token}\t{{}}"
 
 
+def purchase_while_deriving_lines(base: str, count: int) -> Iterator[str]:
+    # The next drop, on SHA-256, is created first: its level then stocks for the whole run
+    # (POOL_TARGET puzzles at 1.6 ms each), as when a platform sets up a drop during another.
+    create_drop(base, pow=DERIVING_POW)
+    yield from purchase_lines(base, count)
+
+
 TARGETS: list[Target] = [
     Target("bare aiohttp route", "bare", bare_lines),
     Target(
@@ -243,6 +251,12 @@ TARGETS: list[Target] = [
         "pre-solved single-use tickets, verified and consumed",
     ),
     Target("challenge (PoW on)", "main", challenge_lines, "pool stocked ahead, no rate limits"),
+    Target(
+        "purchase while a SHA-256 level is derived",
+        "main",
+        purchase_while_deriving_lines,
+        "another drop's pool stocks in the background (SHA-256, cost 5,000)",
+    ),
 ]
 
 

@@ -7,13 +7,13 @@ challenges stall the event loop, so the KDF runs here, ahead of demand, in an ex
 The server's pool derives in worker processes (``processes=True``). Threads would share the
 event loop's GIL: ``hashlib.pbkdf2_hmac`` and ``hashlib.scrypt`` release it while they work,
 but iterated SHA-256 is a Python loop that never does, and every puzzle also costs some
-microseconds of Python (random draws, canonical JSON, an HMAC). Measured while a pool of two
-threads refilled, an event loop got 0.86 of its idle throughput done beside PBKDF2 (cost
-5,000), 0.51 beside PBKDF2 at cost 1 (all Python overhead), and none at all beside SHA-256
-(cost 5,000), with gaps of up to 0.9 s. From processes, the loop only unpickles the puzzles
-(3 us each). Threads stay available for derive functions that cannot be pickled (tests).
-A program that creates a process pool must guard its main module (``if __name__ ==
-"__main__"``): the workers import it, as multiprocessing's workers always do.
+microseconds of Python (random draws, canonical JSON, an HMAC). While two threads refilled a
+SHA-256 level (cost 5,000), an event loop kept 0.00 to 0.01 of its idle throughput, with gaps
+of 0.4 to 0.9 s; beside two worker processes it kept 0.92 (``bench/pool_gil.py``; PBKDF2 keeps
+0.83 to 0.91 either way). From processes the loop only unpickles the puzzles (3 us each).
+Threads stay available for derive functions that cannot be pickled (tests). A program that
+creates a process pool must guard its main module (``if __name__ == "__main__"``): the
+workers import it, as multiprocessing's workers always do.
 
 Concurrency model:
 
