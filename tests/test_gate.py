@@ -86,6 +86,22 @@ async def test_solve_a_real_challenge_and_buy(client: TestClient) -> None:
     assert order["status"] == "held"
 
 
+async def test_a_person_id_outside_ascii_gets_a_challenge_and_buys(client: TestClient) -> None:
+    """The widget can only carry ASCII; a platform's pids may be anything (this was a 500)."""
+    drop_id = await create(client, pow=SMALL_POW)
+    headers = buyer("zhang", "张伟-1")
+    found = await challenge(client, drop_id, headers)
+    assert found["parameters"]["data"]["pid"] == "%E5%BC%A0%E4%BC%9F-1"
+    base64.b64encode(json.dumps(found, ensure_ascii=False).encode("ascii"))  # what btoa needs
+    status, order = await purchase(client, drop_id, headers, payload(found, solve(found)))
+    assert status == 201, order
+    # Another person whose pid reads like that encoding cannot use the ticket.
+    status, body = await purchase(
+        client, drop_id, buyer("other", "%E5%BC%A0%E4%BC%9F-1"), payload(found, solve(found))
+    )
+    assert (status, body["error"]["code"]) == (403, "pow_invalid")
+
+
 async def test_pow_is_required_on_a_pow_drop(client: TestClient) -> None:
     drop_id = await create(client, pow=SMALL_POW)
     status, body = await purchase(client, drop_id, buyer("a"), None)

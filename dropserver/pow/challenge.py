@@ -42,6 +42,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
+from urllib.parse import quote
 
 import orjson
 
@@ -114,13 +115,29 @@ def new_challenge_id() -> str:
     return random_token128()
 
 
+# Printable ASCII but '%': what a pid that needs encoding keeps as it is.
+_PID_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+
+def binding_pid(pid: str) -> str:
+    """The person id as a challenge's ``data`` carries it: in ASCII, which the widget needs
+    (it base64-encodes the payload with ``btoa``), whatever the platform's pids are made of.
+
+    A pid in ASCII without '%' is itself; any other is percent-encoded as UTF-8, which always
+    leaves a '%' in it, so no two pids share a form (``"%E5%BC%A0"`` is not ``"张"``).
+    """
+    if pid.isascii() and "%" not in pid:
+        return pid
+    return quote(pid, safe=_PID_SAFE)
+
+
 def binding_data(
     *, drop_id: str, pid: str, action: str, ip_prefix: str, cid: str | None = None
 ) -> dict[str, str]:
     """The signed ``data`` of a dropserver challenge (see :func:`check_binding`)."""
     return {
         DATA_DROP: drop_id,
-        DATA_PID: pid,
+        DATA_PID: binding_pid(pid),
         DATA_ACTION: action,
         DATA_IP_PREFIX: ip_prefix,
         DATA_CHALLENGE_ID: new_challenge_id() if cid is None else cid,
@@ -136,7 +153,7 @@ def check_binding(ticket: Ticket, *, drop_id: str, pid: str, action: str, ip_pre
     data = ticket.data
     for key, expected in (
         (DATA_DROP, drop_id),
-        (DATA_PID, pid),
+        (DATA_PID, binding_pid(pid)),
         (DATA_ACTION, action),
         (DATA_IP_PREFIX, ip_prefix),
     ):

@@ -20,6 +20,7 @@ from dropserver.pow import (
     PowError,
     Ticket,
     binding_data,
+    binding_pid,
     canonical_json,
     check_binding,
     derive_key,
@@ -628,6 +629,26 @@ def test_binding_data() -> None:
     assert len(data["cid"]) >= 16
     assert binding_data(drop_id="d", pid="p", action="a", ip_prefix="i")["cid"] != data["cid"]
     assert binding_data(drop_id="d", pid="p", action="a", ip_prefix="i", cid="c")["cid"] == "c"
+
+
+@pytest.mark.parametrize("pid", ["张伟", "100%", "%E5%BC%A0", "ü ber", "a\u2028b"])
+def test_binding_carries_any_pid_in_ascii(pid: str) -> None:
+    data = binding_data(drop_id="d", pid=pid, action="a", ip_prefix="i")
+    assert data["pid"].isascii()
+    ticket = Ticket(data=data, expires_at=EXPIRES_AT, challenge_id=data["cid"])
+    check_binding(ticket, drop_id="d", pid=pid, action="a", ip_prefix="i")
+
+
+def test_binding_pids_never_collide() -> None:
+    # A pid that looks like another's encoding is encoded itself (it holds a '%').
+    pids = ["张", "%E5%BC%A0", "%25E5%25BC%25A0", "100%", "100%25", "plain", "a b", "a%20b"]
+    forms = [binding_pid(pid) for pid in pids]
+    assert len(set(forms)) == len(pids)
+    assert binding_pid("plain-ascii_1.2") == "plain-ascii_1.2"  # the usual pid, unchanged
+    data = binding_data(drop_id="d", pid="张", action="a", ip_prefix="i")
+    ticket = Ticket(data=data, expires_at=EXPIRES_AT, challenge_id=data["cid"])
+    with pytest.raises(PowError, match="'pid'"):
+        check_binding(ticket, drop_id="d", pid="%E5%BC%A0", action="a", ip_prefix="i")
 
 
 def test_pow_error() -> None:
