@@ -17,13 +17,14 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,6 +382,15 @@ def main() -> int:
         "and after in one run",
     )
     parser.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after each target's run, N more pairs of runs: the bare route, then the target, "
+        "back to back; prints the median of the N ratios (drift between a target and a bare "
+        "run a minute earlier then counts for less)",
+    )
+    parser.add_argument(
         "--calibrate",
         nargs="*",
         type=int,
@@ -390,6 +400,11 @@ def main() -> int:
         "what a handler of that cost reaches on this machine, in the same run",
     )
     args = parser.parse_args()
+    global PAYLOADS, POOL_TARGET
+    PAYLOADS *= 1 + args.paired  # every run of the PoW purchase needs fresh tickets
+    # The challenge's runs must not drain the pool below its low water mark (a quarter), or a
+    # refill would run in the measured window: room for 20,000 challenges a second.
+    POOL_TARGET = max(POOL_TARGET, 20_000 * (2 + args.duration * (1 + args.paired)))
     redis_settings = {name: int(value) for name, value in (o.split("=", 1) for o in args.redis)}
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -420,7 +435,8 @@ def main() -> int:
         tmp = Path(tmp_name)
         redis_client = Redis.from_url(redis.url)
         ports = {
-            name: free_port() for name in ("bare", "main", "naive", "main-compare", "naive-compare")
+            name: free_port()
+            for name in ("bare", "bare-pairs", "main", "naive", "main-compare", "naive-compare")
         }
         variants = {
             "bare": [
@@ -443,6 +459,16 @@ def main() -> int:
                 variants[f"{name}-compare"] = [
                     python, "-m", "dropserver", "serve", "--config", str(config)
                 ]  # fmt: skip
+        pairs = ExitStack()
+        bare_pairs = f"http://127.0.0.1:{ports['bare-pairs']}"
+        if args.paired:
+            # A bare server of its own, up for the whole run, for the bare half of each pair.
+            pairs.enter_context(
+                process([*variants["bare"][:2], str(ports["bare-pairs"])], ports["bare-pairs"])
+            )
+            bare_lines_file = tmp / "bare-pairs.lines"
+            bare_lines_file.write_text("\n".join(bare_lines(bare_pairs, 0)) + "\n")
+            run_wrk(bare_pairs, bare_lines_file, 2, args.connections)  # warm-up
         for target in targets:
             port = ports[target.server]
             compare = target.server.endswith("-compare")
@@ -484,6 +510,15 @@ def main() -> int:
                         a - b for a, b in zip(batch_totals(base), batches_before, strict=True)
                     )
                     target.result["calls_per_batch"] = round(calls / batches, 1) if batches else 0
+                offset = int(warm["requests"] + target.result["requests"]) + 2 * args.connections
+                ratios = []
+                for _ in range(args.paired if target.server != "bare" else 0):
+                    bare = run_wrk(bare_pairs, bare_lines_file, args.duration, args.connections)
+                    paired = run_wrk(base, lines_file, args.duration, args.connections, offset)
+                    offset += int(paired["requests"]) + args.connections
+                    ratios.append(round(paired["rps"] / bare["rps"], 3))
+                if ratios:
+                    target.result["paired_ratios"] = ratios
 
             shown = {k: v for k, v in target.result.items() if k != "redis_commands"}
             print(f"  {target.name}: {shown}", file=sys.stderr)
@@ -493,10 +528,12 @@ def main() -> int:
                 per = stat["usec"] / done
                 print(f"    redis {name:<28} {stat['calls'] / done:6.2f} calls/req"
                       f" {per:7.2f} us/req", file=sys.stderr)  # fmt: skip
+        pairs.close()
     bare_rps = targets[0].result["rps"]
     print(
         f"\n{'target':<42} {'req/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}"
         f" {'server us':>9} {'redis us':>8} {'wrk us':>6} {'busy %':>6} {'batch':>5}"
+        + (f" {'paired':>6}" if args.paired else "")
     )
     rows = []
     for t in targets:
@@ -507,6 +544,7 @@ def main() -> int:
             f"{t.name:<42} {r['rps']:>9.0f} {ratio:>6.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
             f" {r['server_us']:>9.1f} {r['redis_us']:>8.1f} {r['wrk_us']:>6.1f}"
             f" {r['busy_pct']:>6.1f} {r.get('calls_per_batch') or '':>5}"
+            + (f" {statistics.median(r['paired_ratios']):>6.2f}" if r.get("paired_ratios") else "")
         )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
@@ -515,6 +553,7 @@ def main() -> int:
             {
                 "duration_s": args.duration,
                 "connections": args.connections,
+                "paired": args.paired,
                 "redis_settings": redis_settings,
                 "rows": rows,
                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
