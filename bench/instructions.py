@@ -1,7 +1,6 @@
 """Instructions per call of the purchase and challenge handlers, counted by callgrind.
 
-    .venv/bin/python bench/instructions.py [--calls 2000] [--only purchase|challenge]
-                                           [--compare DIR]
+    .venv/bin/python bench/instructions.py [--calls 2000] [--only TARGET] [--compare DIR]
 
 Timings on a shared machine drift by tens of percent from one minute to the next; an
 instruction count does not (valgrind's callgrind counts what the CPU executes, whatever else
@@ -9,7 +8,10 @@ the machine is doing). Each target (purchase_handler.py, challenge_handler.py) r
 under callgrind: once preparing its requests only, once preparing and calling the handler on
 them; the difference over the calls is the handler's instructions per call: the wrapped
 handler with its Redis round trips and its reply, without aiohttp's HTTP parsing and writing,
-and without Redis's own work (redis-server is not run under valgrind). ``--compare DIR``
+and without Redis's own work (redis-server is not run under valgrind). The ``served-*``
+targets (bench/served.py) count whole requests instead, aiohttp's parsing, routing and
+writing included, for the bare route too: their ratios are the in-process part of
+bench_http.py's, free of the machine's drift. ``--compare DIR``
 counts the dropserver package of another checkout too (``git worktree add DIR COMMIT``).
 
 Needs valgrind (Debian package ``valgrind``). Under valgrind Python runs about 50 times
@@ -26,13 +28,20 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = {"purchase": "purchase_handler.py", "challenge": "challenge_handler.py"}
+TARGETS = {
+    "purchase": ["purchase_handler.py"],
+    "challenge": ["challenge_handler.py"],
+    # Whole requests, aiohttp's parsing and writing included (bench/served.py).
+    "served-bare": ["served.py", "--target", "bare"],
+    "served-challenge": ["served.py", "--target", "challenge"],
+    "served-purchase": ["served.py", "--target", "purchase"],
+}
 
 
-def instructions(script: str, checkout: Path, calls: int, prepare_only: bool) -> int:
+def instructions(script: list[str], checkout: Path, calls: int, prepare_only: bool) -> int:
     command = [
         "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-        sys.executable, str(ROOT / "bench" / script),
+        sys.executable, str(ROOT / "bench" / script[0]), *script[1:],
         "--child", str(checkout), "--calls", str(calls),
     ]  # fmt: skip
     if prepare_only:

@@ -1,0 +1,213 @@
+"""Whole requests served by aiohttp in process: raw HTTP bytes in, response bytes out, with no
+sockets and no load generator. What it measures is everything the server's Python does for a
+request: parsing, routing, the handler, and writing the response. The kernel's share and wrk's
+are left out.
+
+    .venv/bin/python bench/served.py [--target bare|challenge|purchase] [--calls 20000]
+
+``bare`` is bench/bare_server.py's route. ``challenge`` and ``purchase`` go through
+dropserver's app, against an embedded Redis. Each connection is a stand-in transport fed one
+request at a time with keep-alive; ``--connections`` of them run at once (64, as in
+bench_http.py, so that purchases share round trips). Prints CPU microseconds per request.
+bench/instructions.py runs it under callgrind (``served-*`` targets) to count instructions
+instead, which does not drift with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "k" * 32
+PERSONS = 2_000
+POW = {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4, "adaptive": False}
+
+
+class Sink(asyncio.Transport):
+    """A connection's transport: keeps nothing, and wakes the connection's driver once a
+    whole response has been written (aiohttp writes a small response in one call)."""
+
+    statuses: ClassVar[dict[bytes, int]] = {}  # status code -> responses, all connections
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: asyncio.Future[None] | None = None
+
+    def write(self, data: Any) -> None:
+        if self.written is not None and not self.written.done():
+            status = bytes(data[9:12])
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            self.written.set_result(None)
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def raw_request(method: str, path: str, token: str | None, body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if token is not None:
+        lines.append(f"Authorization: Bearer {token}")
+    if body or method == "POST":
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def drive(server: Any, requests: list[list[bytes]]) -> None:
+    """Serve each list of requests on a connection of its own, all connections at once.
+    ``server`` is the started app's ``web.Server``, which makes a protocol per connection."""
+    loop = asyncio.get_running_loop()
+
+    async def connection(raws: list[bytes]) -> None:
+        protocol = server()
+        sink = Sink()
+        protocol.connection_made(sink)
+        for raw in raws:
+            sink.written = loop.create_future()
+            protocol.data_received(raw)
+            await sink.written
+        protocol.connection_lost(None)
+
+    await asyncio.gather(*(connection(raws) for raws in requests))
+
+
+def split(raws: list[bytes], connections: int) -> list[list[bytes]]:
+    return [raws[i::connections] for i in range(connections)]
+
+
+async def measure(target: str, calls: int, connections: int, prepare_only: bool) -> float:
+    warm = PERSONS  # every identity token is verified (and cached) before the measured calls
+    if target == "bare":
+        sys.path.insert(0, str(ROOT / "bench"))
+        from aiohttp import web
+        from aiohttp.test_utils import TestServer
+        from bare_server import bare  # type: ignore[import-not-found]
+
+        app = web.Application()
+        app.router.add_get("/bare", bare)
+        raws = [raw_request("GET", "/bare", None)] * (calls + warm)
+        async with TestServer(app) as test_server:
+            return await timed(test_server, raws, connections, warm, prepare_only)
+
+    from dropserver.app import create_app
+    from dropserver.config import PlatformSettings, PowSettings, RedisSettings, Settings
+    from dropserver.embedded_redis import EmbeddedRedis
+    from dropserver.identity import mint_token
+    from dropserver.pow import Difficulty
+
+    platform = PlatformSettings("b", (API_KEY,), "s" * 40)
+    stock = 2 * (calls + warm) + 1000  # no refill while measuring (see challenge_handler.py)
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp)) as redis:
+        settings = Settings(
+            platforms={"b": platform},
+            redis=RedisSettings(url=redis.url),
+            pow=PowSettings(pool_target=stock),
+        )
+        app = create_app(settings, run_background=False)
+        from aiohttp.test_utils import TestClient, TestServer
+
+        async with TestClient(TestServer(app)) as client:
+            spec: dict[str, Any] = {
+                "title": "bench", "supply": 10_000_000, "mode": "fcfs",
+                "per_person_limit": 1_000, "opens_at": "2020-01-01T00:00:00Z",
+                "pow": POW if target == "challenge" else None,
+            }  # fmt: skip
+            resp = await client.post(
+                "/v1/drops", json=spec, headers={"Authorization": f"Bearer {API_KEY}"}
+            )
+            assert resp.status == 201, await resp.text()
+            drop_id = (await resp.json())["id"]
+            tokens = [mint_token(platform, account=f"a{i}", person=f"a{i}") for i in range(PERSONS)]
+            if target == "challenge":
+                from dropserver.appkeys import SERVICES
+
+                level = Difficulty.from_config(
+                    {k: POW[k] for k in ("algorithm", "cost", "counter_max")}
+                )
+                pool = app[SERVICES].gate._pool
+
+                def stocked() -> None:  # the pool fills, as it does ahead of an opening
+                    while pool.stock(level) < stock:
+                        time.sleep(0.1)
+
+                await asyncio.to_thread(stocked)
+                raws = [
+                    raw_request("GET", f"/v1/drops/{drop_id}/challenge", tokens[i % PERSONS])
+                    for i in range(calls + warm)
+                ]
+            else:
+                raws = [
+                    raw_request("POST", f"/v1/drops/{drop_id}/purchase", tokens[i % PERSONS], b"{}")
+                    for i in range(calls + warm)
+                ]
+            return await timed(client.server, raws, connections, warm, prepare_only)
+
+
+async def timed(
+    test_server: Any, raws: list[bytes], connections: int, warm: int, prepare_only: bool
+) -> float:
+    # The test server's own web.Server (its app started once): connections made here never
+    # touch its socket. (Another AppRunner would start the app, and its services, again.)
+    server = test_server.runner.server
+    await drive(server, split(raws[:warm], connections))  # identity cache, first entries
+    gc.collect()
+    gc.freeze()  # what was built so far stays out of the collector's way (as in the others)
+    if prepare_only:
+        return 0.0
+    measured = raws[warm:]
+    Sink.statuses.clear()
+    started = time.process_time()
+    await drive(server, split(measured, connections))
+    elapsed = time.process_time() - started
+    if set(Sink.statuses) - {b"200", b"201"}:
+        raise RuntimeError(f"responses other than 200 and 201: {Sink.statuses}")
+    return elapsed / len(measured) * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--target", choices=["bare", "challenge", "purchase"], default="bare")
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(args.child or ROOT))  # the dropserver package of that checkout
+    import uvloop
+
+    per_call = uvloop.run(measure(args.target, args.calls, args.connections, args.prepare_only))
+    print(
+        f"{per_call:.1f}" if args.child else f"{args.target} served: {per_call:.1f} us per request"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
