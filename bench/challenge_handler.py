@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 import tempfile
 import time
@@ -95,13 +96,22 @@ async def measure(calls: int, prepare_only: bool = False) -> float:
             return (time.perf_counter() - started) / calls * 1e6
 
 
+def use_checkout(checkout: Path) -> None:
+    """Import the dropserver package of ``checkout``: here, and in the proof-of-work pool's
+    worker processes, which start from the environment (not from this sys.path)."""
+    sys.path.insert(0, str(checkout))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(checkout), os.environ.get("PYTHONPATH")])
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sys.path.insert(0, str(args.child or ROOT))  # the dropserver package of that checkout
+    use_checkout(args.child or ROOT)
     per_call = asyncio.run(measure(args.calls, args.prepare_only))
     if args.child:
         print(f"{per_call:.1f}")

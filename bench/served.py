@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 import tempfile
 import time
@@ -191,6 +192,15 @@ async def timed(
     return elapsed / len(measured) * 1e6
 
 
+def use_checkout(checkout: Path) -> None:
+    """Import the dropserver package of ``checkout``: here, and in the proof-of-work pool's
+    worker processes, which start from the environment (not from this sys.path)."""
+    sys.path.insert(0, str(checkout))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(checkout), os.environ.get("PYTHONPATH")])
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", choices=["bare", "challenge", "purchase"], default="bare")
@@ -199,7 +209,7 @@ def main() -> int:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sys.path.insert(0, str(args.child or ROOT))  # the dropserver package of that checkout
+    use_checkout(args.child or ROOT)
     import uvloop
 
     per_call = uvloop.run(measure(args.target, args.calls, args.connections, args.prepare_only))
