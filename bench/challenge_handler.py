@@ -98,8 +98,11 @@ async def measure(calls: int, prepare_only: bool = False) -> float:
 
 def use_checkout(checkout: Path) -> None:
     """Import the dropserver package of ``checkout``: here, and in the proof-of-work pool's
-    worker processes, which start from the environment (not from this sys.path)."""
+    worker processes. Those start from the environment, not from this sys.path, and from a
+    ``python -c`` whose first import directory is the working directory: a working directory
+    holding another dropserver package would win."""
     sys.path.insert(0, str(checkout))
+    os.chdir(checkout)
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(checkout), os.environ.get("PYTHONPATH")])
     )
