@@ -32,9 +32,8 @@ from dropserver.pow import (
     PreDerivationPool,
     Puzzle,
     Ticket,
-    binding_data,
     check_binding,
-    issue_challenge_json,
+    issue_bound_challenge,
     verify_payload,
 )
 from dropserver.ratelimit import (
@@ -207,17 +206,15 @@ class Gate:
         if drop.pow is not None and drop.pow.adaptive:
             # The next level up is likely next: have some ready before it is asked for.
             self._pool.start(self.difficulty(drop, level + 1))
-        challenge = issue_challenge_json(
+        challenge = issue_bound_challenge(
             puzzle,
             hmac_secret=self._pow.secret,
             key_signature_secret=self._pow.key_signature_secret,
             expires_at=int(time.time()) + self._pow.ttl_seconds,
-            data=binding_data(
-                drop_id=drop.id,
-                pid=buyer.person,
-                action=action_of(drop),
-                ip_prefix=origin.ip_prefix,
-            ),
+            drop_id=drop.id,
+            pid=buyer.person,
+            action=action_of(drop),
+            ip_prefix=origin.ip_prefix,
         )
         m.pow_issued.inc(drop.id)
         return challenge

@@ -18,6 +18,7 @@ from dropserver.pow import (
     MAX_PAYLOAD_CHARS,
     Difficulty,
     PowError,
+    Puzzle,
     Ticket,
     binding_data,
     binding_pid,
@@ -25,6 +26,7 @@ from dropserver.pow import (
     check_binding,
     derive_key,
     derive_puzzle,
+    issue_bound_challenge,
     issue_challenge,
     issue_challenge_json,
     password,
@@ -163,6 +165,74 @@ def test_issue_refuses_bad_input(kwargs: dict[str, Any], match: str) -> None:
     options.update(kwargs)
     with pytest.raises(ValueError, match=match):
         issue_challenge(pre_derive(SMALL), **options)
+
+
+_BOUND = {"drop_id": "d-1", "pid": "person-1", "action": "buy", "ip_prefix": "203.0.113.0/24"}
+
+
+def test_bound_challenge_is_the_general_one_with_the_puzzles_id() -> None:
+    puzzle = derive_puzzle(SMALL, KEY_SECRET)
+    secrets = {"hmac_secret": HMAC_SECRET, "key_signature_secret": KEY_SECRET}
+    bound = issue_bound_challenge(puzzle, expires_at=EXPIRES_AT, **secrets, **_BOUND)
+    general = issue_challenge_json(
+        puzzle,
+        expires_at=EXPIRES_AT,
+        data=binding_data(**_BOUND, cid=puzzle.challenge_id),
+        **secrets,
+    )
+    assert bound == general
+    ticket = verify(payload(orjson.loads(bound), solve(orjson.loads(bound))))
+    assert ticket.challenge_id == puzzle.challenge_id
+    check_binding(ticket, **_BOUND)
+
+
+def test_every_puzzle_has_its_own_challenge_id() -> None:
+    ids = {derive_puzzle(SMALL, KEY_SECRET).challenge_id for _ in range(200)}
+    assert len(ids) == 200 and all(len(i) >= 22 for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"hmac_secret": b""}, "must not be empty"),
+        ({"key_signature_secret": HMAC_SECRET}, "must differ"),
+        ({"expires_at": 1.5}, "expires_at"),
+        ({"drop_id": "d-é"}, "ASCII"),
+        ({"action": "bü"}, "ASCII"),
+        ({"ip_prefix": "::/56\u00a0"}, "ASCII"),
+    ],
+)
+def test_bound_challenge_refuses_bad_input(kwargs: dict[str, Any], match: str) -> None:
+    options: dict[str, Any] = {
+        "hmac_secret": HMAC_SECRET,
+        "key_signature_secret": KEY_SECRET,
+        "expires_at": EXPIRES_AT,
+        **_BOUND,
+    }
+    options.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        issue_bound_challenge(derive_puzzle(SMALL, KEY_SECRET), **options)
+
+
+def test_bound_challenge_needs_a_puzzle_with_an_id() -> None:
+    prepared = derive_puzzle(SMALL, KEY_SECRET)
+    bare = Puzzle(prepared.pre, prepared.head, prepared.tail)
+    with pytest.raises(ValueError, match="challenge id"):
+        issue_bound_challenge(
+            bare, hmac_secret=HMAC_SECRET, key_signature_secret=KEY_SECRET,
+            expires_at=EXPIRES_AT, **_BOUND,
+        )  # fmt: skip
+
+
+def test_bound_challenge_carries_a_pid_outside_ascii() -> None:
+    puzzle = derive_puzzle(SMALL, KEY_SECRET)
+    bound = issue_bound_challenge(
+        puzzle, hmac_secret=HMAC_SECRET, key_signature_secret=KEY_SECRET,
+        expires_at=EXPIRES_AT, **{**_BOUND, "pid": "张伟"},
+    )  # fmt: skip
+    assert bound.isascii()
+    ticket = verify(payload(orjson.loads(bound), solve(orjson.loads(bound))))
+    check_binding(ticket, **{**_BOUND, "pid": "张伟"})
 
 
 # -- round trips and ALTCHA compatibility
