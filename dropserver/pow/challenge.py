@@ -247,12 +247,7 @@ def issue_challenge_json(
     the puzzle was prepared with (checked here to differ from ``hmac_secret``). The parameters
     are written once, in canonical form, and the response embeds those very bytes.
     """
-    if not hmac_secret or not key_signature_secret:
-        raise ValueError("hmac_secret and key_signature_secret must not be empty")
-    if hmac.compare_digest(hmac_secret, key_signature_secret):
-        raise ValueError("hmac_secret and key_signature_secret must differ")
-    if type(expires_at) is not int or not 0 < expires_at <= _MAX_INT:
-        raise ValueError(f"expires_at must be unix seconds as an int, got {expires_at!r}")
+    _check_signing(hmac_secret, key_signature_secret, expires_at)
     for key, value in data.items():
         if not (type(key) is str and type(value) is str and key.isascii() and value.isascii()):
             raise ValueError(f"challenge data must map ASCII str to ASCII str: {key!r}")
@@ -279,24 +274,24 @@ def issue_bound_challenge(
     other values need checking, in one test: half the checks of the general function, which
     must take any mapping.
     """
+    _check_signing(hmac_secret, key_signature_secret, expires_at)
+    if not (drop_id.isascii() and action.isascii() and ip_prefix.isascii()):
+        raise ValueError("drop_id, action and ip_prefix must be ASCII")
+    if not puzzle.challenge_id:
+        raise ValueError("the puzzle has no challenge id (made by prepare_puzzle)")
+    data = binding_data(
+        drop_id=drop_id, pid=pid, action=action, ip_prefix=ip_prefix, cid=puzzle.challenge_id
+    )
+    return _signed(puzzle, hmac_secret, expires_at, data)
+
+
+def _check_signing(hmac_secret: bytes, key_signature_secret: bytes, expires_at: int) -> None:
     if not hmac_secret or not key_signature_secret:
         raise ValueError("hmac_secret and key_signature_secret must not be empty")
     if hmac.compare_digest(hmac_secret, key_signature_secret):
         raise ValueError("hmac_secret and key_signature_secret must differ")
     if type(expires_at) is not int or not 0 < expires_at <= _MAX_INT:
         raise ValueError(f"expires_at must be unix seconds as an int, got {expires_at!r}")
-    if not (drop_id.isascii() and action.isascii() and ip_prefix.isascii()):
-        raise ValueError("drop_id, action and ip_prefix must be ASCII")
-    if not puzzle.challenge_id:
-        raise ValueError("the puzzle has no challenge id (made by prepare_puzzle)")
-    data = {
-        DATA_DROP: drop_id,
-        DATA_PID: binding_pid(pid),
-        DATA_ACTION: action,
-        DATA_IP_PREFIX: ip_prefix,
-        DATA_CHALLENGE_ID: puzzle.challenge_id,
-    }
-    return _signed(puzzle, hmac_secret, expires_at, data)
 
 
 def _signed(puzzle: Puzzle, hmac_secret: bytes, expires_at: int, data: Mapping[str, str]) -> bytes:
