@@ -431,6 +431,7 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="bench-") as tmp_name,
         EmbeddedRedis(Path(tmp_name) / "redis", appendfsync="everysec") as redis,
+        ExitStack() as pairs,
     ):
         tmp = Path(tmp_name)
         redis_client = Redis.from_url(redis.url)
@@ -459,7 +460,6 @@ def main() -> int:
                 variants[f"{name}-compare"] = [
                     python, "-m", "dropserver", "serve", "--config", str(config)
                 ]  # fmt: skip
-        pairs = ExitStack()
         bare_pairs = f"http://127.0.0.1:{ports['bare-pairs']}"
         if args.paired:
             # A bare server of its own, up for the whole run, for the bare half of each pair.
@@ -528,7 +528,6 @@ def main() -> int:
                 per = stat["usec"] / done
                 print(f"    redis {name:<28} {stat['calls'] / done:6.2f} calls/req"
                       f" {per:7.2f} us/req", file=sys.stderr)  # fmt: skip
-        pairs.close()
     bare_rps = targets[0].result["rps"]
     print(
         f"\n{'target':<42} {'req/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}"

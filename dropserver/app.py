@@ -77,7 +77,7 @@ async def _services(
         workers=settings.pow.workers,
         target=settings.pow.pool_target,
         low_water=settings.pow.pool_target // 4,
-        # The threads also sign each puzzle's key: one HMAC less per challenge request.
+        # The workers also sign each puzzle's key: one HMAC less per challenge request.
         derive=partial(derive_puzzle, key_signature_secret=settings.pow.key_signature_secret),
         processes=True,  # off the event loop's GIL (see dropserver.pow.pool)
     )
