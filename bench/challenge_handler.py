@@ -12,100 +12,56 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
-import sys
-import tempfile
 import time
 from pathlib import Path
 
+from harness import app_with_drop, stocked, use_checkout
+
 ROOT = Path(__file__).resolve().parent.parent
-API_KEY = "k" * 32
 POW = {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4, "adaptive": False}
 
 
 async def measure(calls: int, prepare_only: bool = False) -> float:
-    from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+    from aiohttp.test_utils import make_mocked_request
 
-    from dropserver.app import create_app
-    from dropserver.appkeys import SERVICES
-    from dropserver.config import PlatformSettings, PowSettings, RedisSettings, Settings
-    from dropserver.embedded_redis import EmbeddedRedis
     from dropserver.identity import mint_token
-    from dropserver.pow import Difficulty
 
-    platform = PlatformSettings("b", (API_KEY,), "s" * 40)
     # Twice what the calls take: the stock then never falls below the pool's low water mark
-    # (a quarter of the target), so no refill runs in the pool's threads while the handler is
+    # (a quarter of the target), so no refill runs in the pool's workers while the handler is
     # measured. A refill took the GIL from the loop, and callgrind counted its KDF work too.
     stock = 2 * (calls + 100) + 1000
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp)) as redis:
-        settings = Settings(
-            platforms={"b": platform},
-            redis=RedisSettings(url=redis.url),
-            pow=PowSettings(pool_target=stock),
+    async with app_with_drop(supply=10, per_person_limit=1, pow=POW, pool_target=stock) as bench:
+        app, platform, drop_id = bench.app, bench.platform, bench.drop_id
+        await stocked(app, POW, stock)
+        token = mint_token(platform, account="a", person="a")
+        handler = next(
+            r.handler
+            for r in app.router.routes()
+            if r.method == "GET" and r.resource and r.resource.canonical.endswith("/challenge")
         )
-        # No periodic tasks (sweeper, demand reports): they would run in the measured window.
-        app = create_app(settings, run_background=False)
-        async with TestClient(TestServer(app)) as client:
-            body = {
-                "title": "bench", "supply": 10, "mode": "fcfs", "per_person_limit": 1,
-                "opens_at": "2020-01-01T00:00:00Z", "pow": POW,
-            }  # fmt: skip
-            resp = await client.post(
-                "/v1/drops", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
+        requests = [
+            make_mocked_request(
+                "GET",
+                f"/v1/drops/{drop_id}/challenge",
+                headers={"Authorization": f"Bearer {token}"},
+                app=app,
+                match_info={"id": drop_id},
             )
-            drop_id = (await resp.json())["id"]
-            level = Difficulty.from_config(
-                {k: POW[k] for k in ("algorithm", "cost", "counter_max")}
-            )
-            pool = app[SERVICES].gate._pool
-
-            def stocked() -> None:  # the pool fills, as it does ahead of an opening
-                while pool.stock(level) < stock:
-                    time.sleep(0.1)
-
-            await asyncio.to_thread(stocked)
-            token = mint_token(platform, account="a", person="a")
-            handler = next(
-                r.handler
-                for r in app.router.routes()
-                if r.method == "GET" and r.resource and r.resource.canonical.endswith("/challenge")
-            )
-            requests = [
-                make_mocked_request(
-                    "GET",
-                    f"/v1/drops/{drop_id}/challenge",
-                    headers={"Authorization": f"Bearer {token}"},
-                    app=app,
-                    match_info={"id": drop_id},
-                )
-                for _ in range(calls + 100)
-            ]
-            for request in requests[:100]:  # identity cache, first demand entries
-                assert (await handler(request)).status == 200
-            # Everything built so far (the requests, the pool's stock) out of the collector's
-            # way: a full collection walking it at a varying moment made instruction counts
-            # vary by a quarter.
-            gc.collect()
-            gc.freeze()
-            if prepare_only:  # the baseline of an instruction count (bench/instructions.py)
-                return 0.0
-            started = time.perf_counter()
-            for request in requests[100:]:
-                await handler(request)
-            return (time.perf_counter() - started) / calls * 1e6
-
-
-def use_checkout(checkout: Path) -> None:
-    """Import the dropserver package of ``checkout``: here, and in the proof-of-work pool's
-    worker processes. Those start from the environment, not from this sys.path, and from a
-    ``python -c`` whose first import directory is the working directory: a working directory
-    holding another dropserver package would win."""
-    sys.path.insert(0, str(checkout))
-    os.chdir(checkout)
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(checkout), os.environ.get("PYTHONPATH")])
-    )
+            for _ in range(calls + 100)
+        ]
+        for request in requests[:100]:  # identity cache, first demand entries
+            assert (await handler(request)).status == 200
+        # Everything built so far (the requests, the pool's stock) out of the collector's
+        # way: a full collection walking it at a varying moment made instruction counts
+        # vary by a quarter.
+        gc.collect()
+        gc.freeze()
+        if prepare_only:  # the baseline of an instruction count (bench/instructions.py)
+            return 0.0
+        started = time.perf_counter()
+        for request in requests[100:]:
+            await handler(request)
+        return (time.perf_counter() - started) / calls * 1e6
 
 
 def main() -> int:

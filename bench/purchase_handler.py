@@ -17,94 +17,74 @@ import asyncio
 import gc
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from harness import app_with_drop, use_checkout
+
 ROOT = Path(__file__).resolve().parent.parent
-API_KEY = "k" * 32
 PERSONS = 2_000  # with a limit of 1,000 each: room for 2,000,000 purchases
 CONCURRENCY = 64
 
 
 async def measure(calls: int, prepare_only: bool = False) -> float:
     from aiohttp import streams
-    from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+    from aiohttp.test_utils import make_mocked_request
 
-    from dropserver.app import create_app
-    from dropserver.config import PlatformSettings, RedisSettings, Settings
-    from dropserver.embedded_redis import EmbeddedRedis
     from dropserver.identity import mint_token
 
-    platform = PlatformSettings("b", (API_KEY,), "s" * 40)
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp)) as redis:
-        # No periodic tasks (sweeper, demand reports): they would run in the measured window.
-        app = create_app(
-            Settings(platforms={"b": platform}, redis=RedisSettings(url=redis.url)),
-            run_background=False,
+    async with app_with_drop(supply=10_000_000, per_person_limit=1_000, pow=None) as bench:
+        app, platform, drop_id = bench.app, bench.platform, bench.drop_id
+        tokens = [mint_token(platform, account=f"a{i}", person=f"a{i}") for i in range(PERSONS)]
+        handler = next(
+            r.handler
+            for r in app.router.routes()
+            if r.method == "POST" and r.resource and r.resource.canonical.endswith("/purchase")
         )
-        async with TestClient(TestServer(app)) as client:
-            body = {
-                "title": "bench", "supply": 10_000_000, "mode": "fcfs",
-                "per_person_limit": 1_000, "opens_at": "2020-01-01T00:00:00Z", "pow": None,
-            }  # fmt: skip
-            resp = await client.post(
-                "/v1/drops", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
+        loop = asyncio.get_running_loop()
+
+        def request(i: int) -> object:
+            payload = streams.StreamReader(protocol=_Protocol(), limit=2**16, loop=loop)
+            payload.feed_data(b"{}")
+            payload.feed_eof()
+            transport = _Transport()
+            return make_mocked_request(
+                "POST",
+                f"/v1/drops/{drop_id}/purchase",
+                headers={
+                    "Authorization": f"Bearer {tokens[i % PERSONS]}",
+                    "Content-Type": "application/json",
+                    "Content-Length": "2",
+                },
+                app=app,
+                match_info={"id": drop_id},
+                payload=payload,
+                # Plain stand-ins instead of aiohttp's mocks: a Mock call costs more
+                # than some of what is measured.
+                transport=transport,
+                protocol=_Peer(transport),
+                writer=_Writer(transport),
             )
-            assert resp.status == 201, await resp.text()
-            drop_id = (await resp.json())["id"]
-            tokens = [mint_token(platform, account=f"a{i}", person=f"a{i}") for i in range(PERSONS)]
-            handler = next(
-                r.handler
-                for r in app.router.routes()
-                if r.method == "POST" and r.resource and r.resource.canonical.endswith("/purchase")
-            )
-            loop = asyncio.get_running_loop()
 
-            def request(i: int) -> object:
-                payload = streams.StreamReader(protocol=_Protocol(), limit=2**16, loop=loop)
-                payload.feed_data(b"{}")
-                payload.feed_eof()
-                transport = _Transport()
-                return make_mocked_request(
-                    "POST",
-                    f"/v1/drops/{drop_id}/purchase",
-                    headers={
-                        "Authorization": f"Bearer {tokens[i % PERSONS]}",
-                        "Content-Type": "application/json",
-                        "Content-Length": "2",
-                    },
-                    app=app,
-                    match_info={"id": drop_id},
-                    payload=payload,
-                    # Plain stand-ins instead of aiohttp's mocks: a Mock call costs more
-                    # than some of what is measured.
-                    transport=transport,
-                    protocol=_Peer(transport),
-                    writer=_Writer(transport),
-                )
+        async def worker(requests: list[object]) -> None:
+            for req in requests:
+                response = await handler(req)  # type: ignore[arg-type]
+                assert response.status == 201, response.text  # type: ignore[attr-defined]
 
-            async def worker(requests: list[object]) -> None:
-                for req in requests:
-                    response = await handler(req)  # type: ignore[arg-type]
-                    assert response.status == 201, response.text  # type: ignore[attr-defined]
+        async def run(n: int, call: bool = True) -> float:
+            requests = [request(i) for i in range(n)]
+            # Everything built so far out of the collector's way: a full collection
+            # walking it at a varying moment made instruction counts vary by 5%.
+            gc.collect()
+            gc.freeze()
+            if not call:  # the baseline of an instruction count (bench/instructions.py)
+                return 0.0
+            started = time.process_time()
+            await asyncio.gather(*(worker(requests[k::CONCURRENCY]) for k in range(CONCURRENCY)))
+            return (time.process_time() - started) / n * 1e6
 
-            async def run(n: int, call: bool = True) -> float:
-                requests = [request(i) for i in range(n)]
-                # Everything built so far out of the collector's way: a full collection
-                # walking it at a varying moment made instruction counts vary by 5%.
-                gc.collect()
-                gc.freeze()
-                if not call:  # the baseline of an instruction count (bench/instructions.py)
-                    return 0.0
-                started = time.process_time()
-                await asyncio.gather(
-                    *(worker(requests[k::CONCURRENCY]) for k in range(CONCURRENCY))
-                )
-                return (time.process_time() - started) / n * 1e6
-
-            await run(PERSONS)  # every identity verified once, as the warm-up does over HTTP
-            return await run(calls, call=not prepare_only)
+        await run(PERSONS)  # every identity verified once, as the warm-up does over HTTP
+        return await run(calls, call=not prepare_only)
 
 
 class _Transport:
@@ -158,7 +138,7 @@ def main() -> int:
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one measurement, with the dropserver package of that checkout
-        sys.path.insert(0, str(args.child))
+        use_checkout(args.child)
         import uvloop
 
         print(f"{uvloop.run(measure(args.calls, args.prepare_only)):.1f}")

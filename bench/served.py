@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness import app_with_drop, stocked, use_checkout
+
 ROOT = Path(__file__).resolve().parent.parent
-API_KEY = "k" * 32
 PERSONS = 2_000
 POW = {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4, "adaptive": False}
 
@@ -106,10 +104,9 @@ def split(raws: list[bytes], connections: int) -> list[list[bytes]]:
 async def measure(target: str, calls: int, connections: int, prepare_only: bool) -> float:
     warm = PERSONS  # every identity token is verified (and cached) before the measured calls
     if target == "bare":
-        sys.path.insert(0, str(ROOT / "bench"))
         from aiohttp import web
         from aiohttp.test_utils import TestServer
-        from bare_server import bare  # type: ignore[import-not-found]
+        from bare_server import bare
 
         app = web.Application()
         app.router.add_get("/bare", bare)
@@ -117,58 +114,30 @@ async def measure(target: str, calls: int, connections: int, prepare_only: bool)
         async with TestServer(app) as test_server:
             return await timed(test_server, raws, connections, warm, prepare_only)
 
-    from dropserver.app import create_app
-    from dropserver.config import PlatformSettings, PowSettings, RedisSettings, Settings
-    from dropserver.embedded_redis import EmbeddedRedis
     from dropserver.identity import mint_token
-    from dropserver.pow import Difficulty
 
-    platform = PlatformSettings("b", (API_KEY,), "s" * 40)
+    pow = POW if target == "challenge" else None
     stock = 2 * (calls + warm) + 1000  # no refill while measuring (see challenge_handler.py)
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp)) as redis:
-        settings = Settings(
-            platforms={"b": platform},
-            redis=RedisSettings(url=redis.url),
-            pow=PowSettings(pool_target=stock),
-        )
-        app = create_app(settings, run_background=False)
-        from aiohttp.test_utils import TestClient, TestServer
-
-        async with TestClient(TestServer(app)) as client:
-            spec: dict[str, Any] = {
-                "title": "bench", "supply": 10_000_000, "mode": "fcfs",
-                "per_person_limit": 1_000, "opens_at": "2020-01-01T00:00:00Z",
-                "pow": POW if target == "challenge" else None,
-            }  # fmt: skip
-            resp = await client.post(
-                "/v1/drops", json=spec, headers={"Authorization": f"Bearer {API_KEY}"}
-            )
-            assert resp.status == 201, await resp.text()
-            drop_id = (await resp.json())["id"]
-            tokens = [mint_token(platform, account=f"a{i}", person=f"a{i}") for i in range(PERSONS)]
-            if target == "challenge":
-                from dropserver.appkeys import SERVICES
-
-                level = Difficulty.from_config(
-                    {k: POW[k] for k in ("algorithm", "cost", "counter_max")}
+    async with app_with_drop(
+        supply=10_000_000, per_person_limit=1_000, pow=pow, pool_target=stock
+    ) as bench:
+        tokens = [
+            mint_token(bench.platform, account=f"a{i}", person=f"a{i}") for i in range(PERSONS)
+        ]
+        if pow is not None:
+            await stocked(bench.app, pow, stock)
+            raws = [
+                raw_request("GET", f"/v1/drops/{bench.drop_id}/challenge", tokens[i % PERSONS])
+                for i in range(calls + warm)
+            ]
+        else:
+            raws = [
+                raw_request(
+                    "POST", f"/v1/drops/{bench.drop_id}/purchase", tokens[i % PERSONS], b"{}"
                 )
-                pool = app[SERVICES].gate._pool
-
-                def stocked() -> None:  # the pool fills, as it does ahead of an opening
-                    while pool.stock(level) < stock:
-                        time.sleep(0.1)
-
-                await asyncio.to_thread(stocked)
-                raws = [
-                    raw_request("GET", f"/v1/drops/{drop_id}/challenge", tokens[i % PERSONS])
-                    for i in range(calls + warm)
-                ]
-            else:
-                raws = [
-                    raw_request("POST", f"/v1/drops/{drop_id}/purchase", tokens[i % PERSONS], b"{}")
-                    for i in range(calls + warm)
-                ]
-            return await timed(client.server, raws, connections, warm, prepare_only)
+                for i in range(calls + warm)
+            ]
+        return await timed(bench.client.server, raws, connections, warm, prepare_only)
 
 
 async def timed(
@@ -190,18 +159,6 @@ async def timed(
     if set(Sink.statuses) - {b"200", b"201"}:
         raise RuntimeError(f"responses other than 200 and 201: {Sink.statuses}")
     return elapsed / len(measured) * 1e6
-
-
-def use_checkout(checkout: Path) -> None:
-    """Import the dropserver package of ``checkout``: here, and in the proof-of-work pool's
-    worker processes. Those start from the environment, not from this sys.path, and from a
-    ``python -c`` whose first import directory is the working directory: a working directory
-    holding another dropserver package would win."""
-    sys.path.insert(0, str(checkout))
-    os.chdir(checkout)
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(checkout), os.environ.get("PYTHONPATH")])
-    )
 
 
 def main() -> int:
