@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -72,14 +72,17 @@ class ScriptBatcher:
         self._idle: list[AbstractConnection] = []
         self._lanes: list[AbstractConnection] = []
 
-    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Awaitable[Any]:
+        """The script's reply, to await: the call is queued at once, and the awaitable is the
+        batch's future itself (a coroutine around it would be one more frame to create and
+        to resume through on every reply)."""
         if not self._pipelining:
-            return await self._run_alone(script, keys, args)
+            return self._run_alone(script, keys, args)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((script, keys, args, future))
         if self._in_flight < self._max_in_flight:
             self._start_flush()
-        return await future
+        return future
 
     async def _run_alone(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """One EVALSHA per call on its own pooled connection: the baseline pipelining beats
