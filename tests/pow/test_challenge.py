@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import gc
 import hmac
+import pickle
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +37,7 @@ from dropserver.pow import (
     solve,
     verify_payload,
 )
+from dropserver.pow.challenge import prepare_puzzle
 from tests.pow.helpers import (
     DATA,
     EXPIRES_AT,
@@ -117,7 +120,8 @@ def test_response_bytes_carry_the_signed_canonical_json(difficulty: Difficulty) 
     """The served bytes are written once: the parameters in them are, byte for byte, the
     canonical JSON the signature covers (by our encoder and the ALTCHA library's), also for
     data that JSON must escape."""
-    puzzle = derive_puzzle(difficulty, KEY_SECRET)
+    pre = pre_derive(difficulty)
+    puzzle = prepare_puzzle(pre, KEY_SECRET)
     data = {**DATA, "pid": 'a"b\\c\x01/d'}
     body = issue_challenge_json(
         puzzle,
@@ -129,7 +133,7 @@ def test_response_bytes_carry_the_signed_canonical_json(difficulty: Difficulty) 
     challenge = orjson.loads(body)
     params = challenge["parameters"]
     assert params["data"] == data and params["expiresAt"] == EXPIRES_AT
-    assert params["keySignature"] == hmac.new(KEY_SECRET, puzzle.pre.key, "sha256").hexdigest()
+    assert params["keySignature"] == hmac.new(KEY_SECRET, pre.key, "sha256").hexdigest()
     canonical = canonical_json(params)
     assert canonical == altcha_v2._canonical_json(params).encode()
     assert body == b'{"parameters":%b,"signature":"%b"}' % (
@@ -172,22 +176,26 @@ _BOUND = {"drop_id": "d-1", "pid": "person-1", "action": "buy", "ip_prefix": "20
 
 def test_bound_challenge_is_the_general_one_with_the_puzzles_id() -> None:
     puzzle = derive_puzzle(SMALL, KEY_SECRET)
+    _, _, challenge_id = puzzle
     secrets = {"hmac_secret": HMAC_SECRET, "key_signature_secret": KEY_SECRET}
     bound = issue_bound_challenge(puzzle, expires_at=EXPIRES_AT, **secrets, **_BOUND)
     general = issue_challenge_json(
         puzzle,
         expires_at=EXPIRES_AT,
-        data=binding_data(**_BOUND, cid=puzzle.challenge_id),
+        data=binding_data(**_BOUND, cid=challenge_id),
         **secrets,
     )
     assert bound == general
     ticket = verify(payload(orjson.loads(bound), solve(orjson.loads(bound))))
-    assert ticket.challenge_id == puzzle.challenge_id
+    assert ticket.challenge_id == challenge_id
     check_binding(ticket, **_BOUND)
 
 
 def test_every_puzzle_has_its_own_challenge_id() -> None:
-    ids = {derive_puzzle(SMALL, KEY_SECRET).challenge_id for _ in range(200)}
+    ids = {
+        challenge_id
+        for _, _, challenge_id in (derive_puzzle(SMALL, KEY_SECRET) for _ in range(200))
+    }
     assert len(ids) == 200 and all(len(i) >= 22 for i in ids)
 
 
@@ -214,9 +222,19 @@ def test_bound_challenge_refuses_bad_input(kwargs: dict[str, Any], match: str) -
         issue_bound_challenge(derive_puzzle(SMALL, KEY_SECRET), **options)
 
 
+def test_stocked_puzzles_leave_the_garbage_collector() -> None:
+    """A pool stocked for a big opening holds hundreds of thousands of puzzles; they must not
+    lengthen the collector's full passes (each one stops the event loop). A puzzle as the
+    pool's workers send it, once collected, is no longer tracked."""
+    puzzle = pickle.loads(pickle.dumps(derive_puzzle(SMALL, KEY_SECRET)))
+    gc.collect()
+    assert not gc.is_tracked(puzzle)
+
+
 def test_bound_challenge_needs_a_puzzle_with_an_id() -> None:
     prepared = derive_puzzle(SMALL, KEY_SECRET)
-    bare = Puzzle(prepared.pre, prepared.head, prepared.tail)
+    head, tail, _ = prepared
+    bare: Puzzle = (head, tail, "")
     with pytest.raises(ValueError, match="challenge id"):
         issue_bound_challenge(
             bare, hmac_secret=HMAC_SECRET, key_signature_secret=KEY_SECRET,
