@@ -2,8 +2,9 @@
 
 A request hands its EVALSHA to the batcher and awaits a future. While a pipeline is on the wire,
 new calls queue up; when it returns, everything queued goes out in the next one. Under light load
-a call costs one round trip as before; under heavy load one write carries hundreds of calls
-("natural batching"), which is what lets one process keep Redis busy.
+a call costs one round trip as before; under heavy load one write carries up to ``max_batch``
+calls ("natural batching"), which is what lets one process keep Redis busy. ``max_in_flight``
+writes may await their replies at once, each on its own connection.
 
 The script cache of Redis is volatile (a restart or failover empties it). A call answered with
 NOSCRIPT did not run, so it is safe to load the script and send it again.
@@ -53,8 +54,8 @@ class ScriptBatcher:
         self,
         client: Redis,
         *,
-        max_batch: int = 16,
-        max_in_flight: int = 8,
+        max_batch: int = 64,
+        max_in_flight: int = 1,
         pipelining: bool = True,
         metrics: Metrics | None = None,
     ) -> None:

@@ -53,11 +53,11 @@ def test_env_then_cli_override(tmp_path: Path) -> None:
 
 def test_batching_settings(tmp_path: Path) -> None:
     defaults = load_settings(write(tmp_path, GOOD), env={}).redis
-    assert (defaults.max_batch, defaults.max_in_flight) == (16, 8)
+    assert (defaults.max_batch, defaults.max_in_flight) == (64, 1)
     env = {"DROPSERVER_REDIS_MAX_IN_FLIGHT": "4"}
-    text = GOOD + "[redis]\nmax_batch = 64\n"
+    text = GOOD + "[redis]\nmax_batch = 16\n"
     settings = load_settings(write(tmp_path, text), env=env).redis
-    assert (settings.max_batch, settings.max_in_flight) == (64, 4)
+    assert (settings.max_batch, settings.max_in_flight) == (16, 4)
 
 
 @pytest.mark.parametrize(
