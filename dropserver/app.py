@@ -21,6 +21,7 @@ from dropserver.draws import DrawRunner
 from dropserver.drop_store import DropStore
 from dropserver.gate import Gate
 from dropserver.identity import BuyerVerifier, PlatformAuthenticator
+from dropserver.loop_lag import LoopLagProbe
 from dropserver.metrics import Metrics
 from dropserver.orders import OrderStore
 from dropserver.pow import PreDerivationPool
@@ -34,6 +35,8 @@ from dropserver.views import setup_routes
 
 # How often refusals decided in the process reach the drops' rejection counts (/stats).
 REFUSAL_FLUSH_SECONDS = 1.0
+# How often the event loop's lag is sampled (dropserver_event_loop_lag_seconds).
+LOOP_LAG_SECONDS = 0.25
 
 
 def create_app(settings: Settings, *, run_background: bool = True) -> web.Application:
@@ -128,6 +131,11 @@ async def _services(
                 periodic("draw runner", services.draws.draw_due, interval),
                 periodic("demand reports", demand.report, settings.pow.demand_report_seconds),
                 periodic("refusal counts", refusals.flush, REFUSAL_FLUSH_SECONDS),
+                periodic(
+                    "loop lag",
+                    LoopLagProbe(metrics.loop_lag, LOOP_LAG_SECONDS).measure,
+                    LOOP_LAG_SECONDS,
+                ),
             ):
                 yield
         else:

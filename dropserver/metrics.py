@@ -71,6 +71,12 @@ class Metrics:
             registry=r,
         )
         self.redis_errors = Counter("dropserver_redis_errors", "Failed round trips", registry=r)
+        self.loop_lag = Histogram(
+            "dropserver_event_loop_lag_seconds",
+            "How late the event loop ran a timer: time no request of the process was served",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
         self._children: dict[tuple[object, ...], MetricWrapperBase] = {}
 
     def _tally(self, name: str, documentation: str, labels: list[str]) -> Tally:

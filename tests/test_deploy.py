@@ -53,6 +53,7 @@ HISTOGRAMS = {
     "dropserver_draw_duration_seconds": set(),
     "dropserver_redis_batch_size": set(),
     "dropserver_redis_roundtrip_seconds": set(),
+    "dropserver_event_loop_lag_seconds": set(),
 }
 GAUGES = {
     "dropserver_stock_remaining": {"drop"},

@@ -527,8 +527,9 @@ def build() -> dict[str, Any]:
     lay.add(
         timeseries(
             "Redis batch size (script calls per round trip)",
-            "Concurrent script calls share one pipelined round trip. Large batches mean Redis "
-            "is the bottleneck (alert: DropserverRedisBatchesLarge).",
+            "Concurrent script calls share one pipelined round trip. Batches near "
+            "redis.max_batch (64) mean calls queue behind Redis "
+            "(alert: DropserverRedisBatchesLarge).",
             targets(
                 *quantiles("dropserver_redis_batch_size", "", INST),
                 (
@@ -657,6 +658,20 @@ def build() -> dict[str, Any]:
                 )
             ),
             unit="bytes",
+        ),
+        8,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Event loop lag p50 / p99 per instance",
+            "How late the event loop ran its timers: time in which the instance served no "
+            "request at all (CPU saturation, long garbage collections, blocking work). "
+            "Alert: DropserverEventLoopStalls (100 ms p99).",
+            targets(
+                *quantiles("dropserver_event_loop_lag_seconds", "instance", INST, "{{instance}}")
+            ),
+            unit="s",
         ),
         8,
         8,
