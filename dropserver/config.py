@@ -45,9 +45,10 @@ class RedisSettings:
     # Script calls per pipelined write, and writes awaiting their replies at once (each on its
     # own connection). One in flight: the calls that arrive while a batch is on the wire go
     # out together the moment it returns, so a busy server sends fewer, larger batches; on
-    # one machine with 64 buyers' connections that halved the purchase's p99 and cut the
-    # server's CPU per purchase against 16 calls and 8 in flight (BENCHMARKS.md). A Redis
-    # far away (a round trip long against the scripts' time) is better served by more.
+    # one machine with 64 buyers' connections that halved the purchase's p99 against 16
+    # calls and 8 in flight, and in most runs cut the server's CPU per purchase
+    # (BENCHMARKS.md). A Redis far away (a round trip long against the scripts' time) is
+    # better served by more.
     max_batch: int = 64
     max_in_flight: int = 1
     pipelining: bool = True  # false: one round trip per script call (for baselines)
