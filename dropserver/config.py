@@ -31,6 +31,11 @@ class ServerSettings:
     access_log: bool = False
     shutdown_timeout: float = 10.0
     max_body_bytes: int = 64 * 1024
+    # Connections the kernel holds for accept() at once. A drop's crowd connects in the same
+    # instant; past the backlog the kernel drops the SYNs and each client retries a second
+    # later (aiohttp's default, 128, gave the demo's 800 buyers a p99 of 1.05 s against
+    # 0.2 s). Capped by the kernel's net.core.somaxconn.
+    backlog: int = 4096
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
@@ -250,7 +255,15 @@ def _server(raw: Mapping[str, Any]) -> ServerSettings:
     _no_unknown(
         where,
         raw,
-        {"host", "port", "access_log", "shutdown_timeout", "max_body_bytes", "trusted_proxies"},
+        {
+            "host",
+            "port",
+            "access_log",
+            "shutdown_timeout",
+            "max_body_bytes",
+            "backlog",
+            "trusted_proxies",
+        },
     )
     proxies = raw.get("trusted_proxies", [])
     if not isinstance(proxies, list):
@@ -265,6 +278,7 @@ def _server(raw: Mapping[str, Any]) -> ServerSettings:
         access_log=_bool(raw, where, "access_log", False),
         shutdown_timeout=_float(raw, where, "shutdown_timeout", 10.0, low=0),
         max_body_bytes=_int(raw, where, "max_body_bytes", 64 * 1024, low=1024, high=1 << 24),
+        backlog=_int(raw, where, "backlog", 4096, low=1, high=65535),
         trusted_proxies=networks,
     )
 

@@ -45,7 +45,7 @@ async def run_demo(data_dir: Path, *, supply: int, persons: int, accounts: int) 
         runner = web.AppRunner(create_app(settings), access_log=None)
         await runner.setup()
         port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=settings.server.backlog).start()
         base = f"http://127.0.0.1:{port}"
         print(f"dropserver listening on {base}\n")
         async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=200)) as http:

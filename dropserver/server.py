@@ -50,6 +50,7 @@ def serve(settings: Settings) -> None:
             # Access logging formats a line per request; off by default on the hot path.
             access_log=logging.getLogger("aiohttp.access") if settings.server.access_log else None,
             shutdown_timeout=settings.server.shutdown_timeout,
+            backlog=settings.server.backlog,
             loop=new_event_loop(),
             print=lambda msg: log.info(msg.strip()),
         )

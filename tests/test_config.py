@@ -51,6 +51,15 @@ def test_env_then_cli_override(tmp_path: Path) -> None:
     assert settings.server.port == 9200
 
 
+def test_listen_backlog(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, GOOD), env={}).server.backlog == 4096
+    env = {"DROPSERVER_SERVER_BACKLOG": "512"}
+    assert load_settings(write(tmp_path, GOOD), env=env).server.backlog == 512
+    for bad in ("0", "70000", '"many"'):
+        with pytest.raises(ConfigError, match="backlog"):
+            load_settings(write(tmp_path, GOOD), env={"DROPSERVER_SERVER_BACKLOG": bad})
+
+
 def test_batching_settings(tmp_path: Path) -> None:
     defaults = load_settings(write(tmp_path, GOOD), env={}).redis
     assert (defaults.max_batch, defaults.max_in_flight) == (64, 1)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from dropserver.embedded_redis import EmbeddedRedis, free_port
 from tests.helpers import ADMIN, ADMIN_KEY, SECRET, buyer, drop_body, rfc3339
@@ -16,13 +18,14 @@ from tests.helpers import ADMIN, ADMIN_KEY, SECRET, buyer, drop_body, rfc3339
 SHUTDOWN_TIMEOUT = 10  # seconds the server gives in-flight requests after SIGTERM
 
 
-def config(tmp_path: Path, redis_url: str, port: int) -> Path:
+def config(tmp_path: Path, redis_url: str, port: int, server_extra: str = "") -> Path:
     path = tmp_path / "dropserver.toml"
     path.write_text(
         f"""
 [server]
 port = {port}
 shutdown_timeout = {SHUTDOWN_TIMEOUT}
+{server_extra}
 [redis]
 url = "{redis_url}"
 [pow]
@@ -101,3 +104,28 @@ async def test_sigterm_finishes_the_request_in_flight(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="ss (iproute2) is not installed")
+async def test_the_listening_socket_has_the_configured_backlog(
+    tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    """A drop's crowd connects at once: the socket must queue as many connections as
+    configured, not aiohttp's default 128 (ss shows a listening socket's backlog as Send-Q)."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "dropserver", "serve"),
+        *("--config", str(config(tmp_path, redis_server.url, port, "backlog = 321"))),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await wait_until_up(f"http://127.0.0.1:{port}", proc)
+        ss = await asyncio.create_subprocess_exec(
+            "ss", "-Hltn", f"sport = :{port}", stdout=asyncio.subprocess.PIPE
+        )
+        listing = (await ss.communicate())[0].decode().split()
+        assert listing[0] == "LISTEN" and listing[2] == "321", listing
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), SHUTDOWN_TIMEOUT + 10)
