@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import sys
@@ -129,3 +130,75 @@ async def test_the_listening_socket_has_the_configured_backlog(
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), SHUTDOWN_TIMEOUT + 10)
+
+
+def _descendants(pid: int) -> set[int]:
+    """The living processes below ``pid`` (from /proc; zombies count as gone)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if fields[0] not in ("Z", "X"):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _living(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            alive.add(pid)
+    return alive
+
+
+async def test_the_pow_workers_die_with_a_killed_server(
+    tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    """A server killed outright (SIGKILL, out of memory) cannot stop its proof-of-work
+    workers; they must notice and exit by themselves, and their forkserver with them."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "dropserver", "serve"),
+        *("--config", str(config(tmp_path, redis_server.url, port))),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await wait_until_up(base, proc)
+        # A drop with proof of work: the pool starts its workers to stock its level.
+        body = drop_body(pow={"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4})
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{base}/v1/drops", json=body, headers=ADMIN) as resp,
+        ):
+            assert resp.status == 201, await resp.text()
+        deadline = time.monotonic() + 20
+        while len(below := _descendants(proc.pid)) < 3:  # the forkserver and 2 workers
+            assert time.monotonic() < deadline, f"the pool's workers did not start: {below}"
+            await asyncio.sleep(0.1)
+    finally:
+        proc.kill()
+        await proc.wait()
+    deadline = time.monotonic() + 10
+    try:
+        while left := _living(below):
+            assert time.monotonic() < deadline, f"processes outlived the killed server: {left}"
+            await asyncio.sleep(0.1)
+    finally:
+        for pid in _living(below):  # a failed run leaves no orphans behind
+            os.kill(pid, signal.SIGKILL)

@@ -32,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import select
 import signal
 import threading
 import time
@@ -70,10 +72,42 @@ def derive_slice(
     return items
 
 
-def _ignore_interrupts() -> None:
-    """Worker start-up: Ctrl-C in a terminal reaches the whole process group; the server
-    shuts its workers down itself, without a KeyboardInterrupt traceback from each."""
+def _start_worker(owner: int) -> None:
+    """Worker start-up. Ctrl-C in a terminal reaches the whole process group; the server
+    shuts its workers down itself, without a KeyboardInterrupt traceback from each.
+
+    A worker must not outlive the process that owns the pool. When that process dies without
+    shutting the pool down (SIGKILL, out of memory), its workers would wait for work forever:
+    each holds both ends of the executor's queues, so none of them ever reads an end of file,
+    and the forkserver stays up as long as they do. So each worker watches its owner and exits
+    with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(owner,), name="owner watch", daemon=True).start()
+
+
+def _exit_with(owner: int) -> None:
+    try:
+        # A pidfd turns readable when the process exits, and names that process even if its
+        # pid is reused later (Linux 5.3 and later).
+        pidfd = os.pidfd_open(owner)
+    except ProcessLookupError:
+        os._exit(0)  # already gone
+    except (AttributeError, OSError):  # no pidfd here: poll the pid instead
+        while _alive(owner):
+            time.sleep(1.0)
+        os._exit(0)
+    select.select([pidfd], [], [])
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
 
 
 def _process_executor(workers: int) -> ProcessPoolExecutor:
@@ -81,7 +115,9 @@ def _process_executor(workers: int) -> ProcessPoolExecutor:
     # one (its event loop and threads must not be copied), and start in milliseconds.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["dropserver.pow.challenge"])
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+    return ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+    )
 
 
 class PreDerivationPool(Generic[T]):
