@@ -41,6 +41,15 @@ identity_hs256_secret = "{SECRET}"
     return path
 
 
+async def start_server(config_path: Path) -> asyncio.subprocess.Process:
+    """A real ``dropserver serve`` process (``python -m dropserver``) on ``config_path``."""
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "dropserver", "serve", "--config", str(config_path)),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
 async def wait_until_up(base: str, proc: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + 20
     async with aiohttp.ClientSession() as session:
@@ -63,12 +72,7 @@ async def test_sigterm_finishes_the_request_in_flight(
     its whole answer, new connections are refused, and the process exits cleanly."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "dropserver", "serve"),
-        *("--config", str(config(tmp_path, redis_server.url, port))),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    proc = await start_server(config(tmp_path, redis_server.url, port))
     try:
         await wait_until_up(base, proc)
         async with aiohttp.ClientSession() as session:
@@ -114,12 +118,7 @@ async def test_the_listening_socket_has_the_configured_backlog(
     """A drop's crowd connects at once: the socket must queue as many connections as
     configured, not aiohttp's default 128 (ss shows a listening socket's backlog as Send-Q)."""
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "dropserver", "serve"),
-        *("--config", str(config(tmp_path, redis_server.url, port, "backlog = 321"))),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    proc = await start_server(config(tmp_path, redis_server.url, port, "backlog = 321"))
     try:
         await wait_until_up(f"http://127.0.0.1:{port}", proc)
         ss = await asyncio.create_subprocess_exec(
@@ -172,12 +171,7 @@ async def test_the_pow_workers_die_with_a_killed_server(
     workers; they must notice and exit by themselves, and their forkserver with them."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "dropserver", "serve"),
-        *("--config", str(config(tmp_path, redis_server.url, port))),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    proc = await start_server(config(tmp_path, redis_server.url, port))
     try:
         await wait_until_up(base, proc)
         # A drop with proof of work: the pool starts its workers to stock its level.
