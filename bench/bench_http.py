@@ -90,12 +90,12 @@ identity_hs256_secret = "{SECRET}"
 
 @contextmanager
 def process(
-    args: list[str], port: int, env: dict[str, str] | None = None
+    args: list[str], port: int, env: dict[str, str] | None = None, cwd: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
     # Logs go to a file: a full pipe would block the server mid-benchmark.
     log_path = Path(tempfile.mkstemp(prefix="bench-server-", suffix=".log")[1])
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=cwd)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -472,7 +472,15 @@ def main() -> int:
         for target in targets:
             port = ports[target.server]
             compare = target.server.endswith("-compare")
-            with process(variants[target.server], port, env if compare else None) as proc:
+            # Each server runs in its own checkout: `python -m` and the proof-of-work pool's
+            # worker processes import dropserver from the working directory first (run from
+            # this checkout, a [compare] server ran this checkout's code, not the other's).
+            with process(
+                variants[target.server],
+                port,
+                env if compare else None,
+                Path(args.compare).resolve() if compare else ROOT,
+            ) as proc:
                 base = f"http://127.0.0.1:{port}"
                 lines_file = tmp / f"{target.server}.lines"
                 lines_file.write_text("\n".join(target.lines(base, 0)) + "\n")
