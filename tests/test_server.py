@@ -13,7 +13,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from dropserver import server
 from dropserver.config import Settings
 from dropserver.embedded_redis import EmbeddedRedis, free_port
 from tests.helpers import ADMIN, ADMIN_KEY, SECRET, buyer, drop_body, rfc3339
@@ -201,15 +203,11 @@ async def test_the_pow_workers_die_with_a_killed_server(
 
 
 async def test_settle_heap_freezes_start_up_and_collects_young_objects_less_often() -> None:
-    from aiohttp import web
-
-    from dropserver.server import YOUNG_COLLECTION_THRESHOLD, settle_heap
-
     before = gc.get_threshold()
     try:
-        await settle_heap(web.Application())
+        await server.settle_heap(web.Application())
         assert gc.get_freeze_count() > 10_000  # the modules imported by now, at the least
-        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+        assert gc.get_threshold() == (server.YOUNG_COLLECTION_THRESHOLD, *before[1:])
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
@@ -219,10 +217,6 @@ def test_serve_settles_the_heap_once_the_services_are_built(
     monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
     """settle_heap is the last start-up step: after cleanup_ctx's, which builds the services."""
-    from aiohttp import web
-
-    from dropserver import server
-
     served: list[web.Application] = []
     monkeypatch.setattr(server.web, "run_app", lambda app, **_: served.append(app))
     server.serve(settings)
