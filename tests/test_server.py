@@ -1,4 +1,5 @@
-"""The server as deployed: a real ``dropserver serve`` process, stopped by a real SIGTERM."""
+"""The server as deployed (dropserver.server): real ``dropserver serve`` processes stopped by real
+signals, and what ``serve`` sets up before the server listens."""
 
 from __future__ import annotations
 
