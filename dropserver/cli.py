@@ -1,4 +1,4 @@
-"""The ``dropserver`` command: serve, demo, token, verify-draw."""
+"""The ``dropserver`` command: serve, demo, token, webhook-secret, verify-draw."""
 
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--private-key", type=Path, help="PEM, for platforms with a public key")
     token.set_defaults(run=_token)
 
+    webhook = sub.add_parser("webhook-secret", help="make a random webhook signing secret")
+    webhook.set_defaults(run=_webhook_secret)
+
     verify = sub.add_parser("verify-draw", help="recompute a lottery draw from its published files")
     verify.add_argument("proof", type=Path)
     verify.add_argument("entries", type=Path)
@@ -107,6 +110,18 @@ def _token(args: argparse.Namespace) -> int:
             private_key_pem=args.private_key.read_text() if args.private_key else None,
         )
     )
+    return 0
+
+
+def _webhook_secret(args: argparse.Namespace) -> int:
+    """A Standard Webhooks secret for a platform's ``webhook_secret``: ``whsec_`` and 32 random
+    bytes in base64 (the platform verifies deliveries with the same string)."""
+    import base64
+    import secrets
+
+    from dropserver.config import WEBHOOK_SECRET_PREFIX
+
+    print(WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode())
     return 0
 
 

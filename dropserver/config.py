@@ -1,13 +1,15 @@
 """Deployment settings: a TOML file, then environment overrides, validated at start.
 
-Every scalar of the ``[server]``, ``[redis]``, ``[pow]`` and ``[sweeper]`` tables can be
-overridden by ``DROPSERVER_<TABLE>_<KEY>`` (for example ``DROPSERVER_REDIS_URL``), so a container
-can keep secrets out of the file. Unknown keys are errors: a typo must not silently fall back to
-a default during a drop.
+Every scalar of the ``[server]``, ``[redis]``, ``[pow]``, ``[sweeper]`` and ``[webhooks]``
+tables can be overridden by ``DROPSERVER_<TABLE>_<KEY>`` (for example ``DROPSERVER_REDIS_URL``),
+so a container can keep secrets out of the file. Unknown keys are errors: a typo must not
+silently fall back to a default during a drop.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import secrets
@@ -83,11 +85,35 @@ class PowSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """Where a platform's events are pushed, and the key they are signed with (Standard
+    Webhooks: ``whsec_`` and the base64 of 24 to 64 random bytes)."""
+
+    url: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformSettings:
     id: str
     api_keys: tuple[str, ...]
     identity_hs256_secret: str | None = None
     identity_public_key: str | None = None
+    webhook: WebhookTarget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """How events reach the platforms' webhooks (dropserver.webhooks)."""
+
+    poll_seconds: float = 0.5  # how often each process looks for new events and due retries
+    timeout_seconds: float = 10.0  # one delivery attempt, connection to response
+    concurrency: int = 16  # deliveries in flight per process
+    max_attempts: int = 10
+    # The wait after the n-th failed attempt: retry_seconds * 2^(n-1), at most retry_cap_seconds
+    # (defaults: 5 s, 10 s, ... 10 min; ten attempts span about half an hour).
+    retry_seconds: float = 5.0
+    retry_cap_seconds: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +129,12 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     pow: PowSettings = field(default_factory=PowSettings)
     sweeper: SweeperSettings = field(default_factory=SweeperSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     limits: RateLimits = field(default_factory=RateLimits)
     rehearsal_seed: bytes | None = None  # fixes draws for reproducible rehearsals only
 
 
-_SCALAR_TABLES = ("server", "redis", "pow", "sweeper")
+_SCALAR_TABLES = ("server", "redis", "pow", "sweeper", "webhooks")
 _TOP_LEVEL = {*_SCALAR_TABLES, "platforms", "limits", "rehearsal"}
 
 
@@ -181,6 +208,7 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
             generated_secrets=generated,
         ),
         sweeper=_sweeper(_table(raw, "sweeper")),
+        webhooks=_webhooks(_table(raw, "webhooks")),
         limits=limits,
         rehearsal_seed=_rehearsal(_table(raw, "rehearsal")),
     )
@@ -319,6 +347,54 @@ def _sweeper(raw: Mapping[str, Any]) -> SweeperSettings:
     )
 
 
+def _webhooks(raw: Mapping[str, Any]) -> WebhookSettings:
+    where = "[webhooks]"
+    _no_unknown(
+        where,
+        raw,
+        {"poll_seconds", "timeout_seconds", "concurrency", "max_attempts", "retry_seconds",
+         "retry_cap_seconds"},
+    )  # fmt: skip
+    settings = WebhookSettings(
+        poll_seconds=_float(raw, where, "poll_seconds", 0.5, low=0.01),
+        timeout_seconds=_float(raw, where, "timeout_seconds", 10.0, low=0.1),
+        concurrency=_int(raw, where, "concurrency", 16, low=1, high=1024),
+        max_attempts=_int(raw, where, "max_attempts", 10, low=1, high=100),
+        retry_seconds=_float(raw, where, "retry_seconds", 5.0, low=0.01),
+        retry_cap_seconds=_float(raw, where, "retry_cap_seconds", 600.0, low=0.01),
+    )
+    if settings.retry_cap_seconds < settings.retry_seconds:
+        raise ConfigError(f"{where} retry_cap_seconds must be >= retry_seconds")
+    return settings
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def _webhook(entry: Mapping[str, Any], where: str) -> WebhookTarget | None:
+    url = _str(entry, where, "webhook_url", None)
+    secret = _str(entry, where, "webhook_secret", None)
+    if url is None and secret is None:
+        return None
+    if url is None or secret is None:
+        raise ConfigError(f"{where}: webhook_url and webhook_secret go together")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{where} webhook_url must be an http:// or https:// URL")
+    key = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    try:
+        raw_key = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(
+            f"{where} webhook_secret: not base64 after {WEBHOOK_SECRET_PREFIX}"
+        ) from exc
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX) or not 24 <= len(raw_key) <= 64:
+        raise ConfigError(
+            f"{where} webhook_secret must be {WEBHOOK_SECRET_PREFIX} and the base64 of 24 to 64"
+            " random bytes (dropserver webhook-secret makes one)"
+        )
+    return WebhookTarget(url, secret)
+
+
 def _platforms(raw: Any) -> dict[str, PlatformSettings]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError("config needs at least one [[platforms]] entry")
@@ -328,8 +404,11 @@ def _platforms(raw: Any) -> dict[str, PlatformSettings]:
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{where} must be a table")
         _no_unknown(
-            where, entry, {"id", "api_keys", "identity_hs256_secret", "identity_public_key"}
-        )
+            where,
+            entry,
+            {"id", "api_keys", "identity_hs256_secret", "identity_public_key", "webhook_url",
+             "webhook_secret"},
+        )  # fmt: skip
         pid = _str(entry, where, "id", None)
         if pid is None:
             raise ConfigError(f"{where}: id is required")
@@ -348,5 +427,7 @@ def _platforms(raw: Any) -> dict[str, PlatformSettings]:
             raise ConfigError(f"{where} ({pid}): identity_hs256_secret needs >= 32 characters")
         if pid in platforms:
             raise ConfigError(f"{where}: duplicate platform id {pid!r}")
-        platforms[pid] = PlatformSettings(pid, tuple(keys), secret, public_key)
+        platforms[pid] = PlatformSettings(
+            pid, tuple(keys), secret, public_key, _webhook(entry, f"{where} ({pid})")
+        )
     return platforms

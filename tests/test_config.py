@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 
-from dropserver.config import ConfigError, load_settings
+from dropserver.cli import main as cli_main
+from dropserver.config import ConfigError, WebhookTarget, load_settings
 
 GOOD = """
 [server]
@@ -22,6 +24,10 @@ id = "acme"
 api_keys = ["acme-admin-key-0000000000000001"]
 identity_hs256_secret = "acme-identity-secret-0123456789-abcdef"
 """
+
+
+HOOK_URL = "https://acme.example/hooks"
+HOOK_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -90,6 +96,14 @@ def test_batching_settings(tmp_path: Path) -> None:
         (GOOD + "[redis]\nmax_in_flight = 0\n", "max_in_flight"),
         (GOOD + "[redis]\nmax_in_flight = 33\n", "max_in_flight"),
         ("not toml [", "not valid TOML"),
+        (GOOD + f'webhook_url = "{HOOK_URL}"\n', "go together"),
+        (GOOD + f'webhook_secret = "{HOOK_SECRET}"\n', "go together"),
+        (GOOD + f'webhook_url = "ftp://x"\nwebhook_secret = "{HOOK_SECRET}"\n', "http"),
+        (GOOD + f'webhook_url = "{HOOK_URL}"\nwebhook_secret = "{HOOK_SECRET[6:]}"\n', "whsec_"),
+        (GOOD + f'webhook_url = "{HOOK_URL}"\nwebhook_secret = "whsec_c2hvcnQ="\n', "24 to 64"),
+        (GOOD + f'webhook_url = "{HOOK_URL}"\nwebhook_secret = "whsec_!!"\n', "base64"),
+        (GOOD + "[webhooks]\nmax_attempts = 0\n", "max_attempts"),
+        (GOOD + "[webhooks]\nretry_seconds = 10\nretry_cap_seconds = 5\n", "retry_cap"),
     ],
 )
 def test_errors_are_clear(tmp_path: Path, text: str, needle: str) -> None:
@@ -114,3 +128,27 @@ def test_the_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parent.parent / "dropserver.example.toml"
     settings = load_settings(example, env={})
     assert "acme" in settings.platforms
+
+
+def test_a_platform_webhook_and_the_delivery_settings(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, GOOD), env={}).platforms["acme"].webhook is None
+    text = GOOD + f'webhook_url = "{HOOK_URL}"\nwebhook_secret = "{HOOK_SECRET}"\n'
+    text += "[webhooks]\nmax_attempts = 3\n"
+    settings = load_settings(
+        write(tmp_path, text), env={"DROPSERVER_WEBHOOKS_TIMEOUT_SECONDS": "2"}
+    )
+    assert settings.platforms["acme"].webhook == WebhookTarget(HOOK_URL, HOOK_SECRET)
+    assert HOOK_SECRET not in repr(settings.platforms["acme"])  # kept out of logs
+    assert (settings.webhooks.max_attempts, settings.webhooks.timeout_seconds) == (3, 2.0)
+
+
+def test_webhook_secret_makes_a_valid_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["webhook-secret"]) == 0
+    secret = capsys.readouterr().out.strip()
+    text = GOOD + f'webhook_url = "{HOOK_URL}"\nwebhook_secret = "{secret}"\n'
+    webhook = load_settings(write(tmp_path, text), env={}).platforms["acme"].webhook
+    assert webhook is not None and webhook.secret == secret
+    assert cli_main(["webhook-secret"]) == 0
+    assert capsys.readouterr().out.strip() != secret
