@@ -32,6 +32,7 @@ from dropserver.scripts import load_all
 from dropserver.services import Services
 from dropserver.sweeper import Sweeper
 from dropserver.views import setup_routes
+from dropserver.webhooks import WebhookDispatcher
 
 # How often refusals decided in the process reach the drops' rejection counts (/stats).
 REFUSAL_FLUSH_SECONDS = 1.0
@@ -123,26 +124,27 @@ async def _services(
         ),
     )
     app[SERVICES] = services
+    webhooks = WebhookDispatcher(redis, settings.platforms, settings.webhooks, metrics)
+    interval = settings.sweeper.interval_seconds
+    background = [
+        ("hold sweeper", sweeper.sweep_once, interval),
+        ("draw runner", services.draws.draw_due, interval),
+        ("demand reports", demand.report, settings.pow.demand_report_seconds),
+        ("refusal counts", refusals.flush, REFUSAL_FLUSH_SECONDS),
+        ("loop lag", LoopLagProbe(metrics.loop_lag, LOOP_LAG_SECONDS).measure, LOOP_LAG_SECONDS),
+    ]
+    if webhooks.enabled:
+        background.append(("webhooks", webhooks.run_once, settings.webhooks.poll_seconds))
     try:
-        if run_background:
-            interval = settings.sweeper.interval_seconds
-            async with (
-                periodic("hold sweeper", sweeper.sweep_once, interval),
-                periodic("draw runner", services.draws.draw_due, interval),
-                periodic("demand reports", demand.report, settings.pow.demand_report_seconds),
-                periodic("refusal counts", refusals.flush, REFUSAL_FLUSH_SECONDS),
-                periodic(
-                    "loop lag",
-                    LoopLagProbe(metrics.loop_lag, LOOP_LAG_SECONDS).measure,
-                    LOOP_LAG_SECONDS,
-                ),
-            ):
-                yield
-        else:
+        async with contextlib.AsyncExitStack() as running:
+            if run_background:
+                for name, work, every in background:
+                    await running.enter_async_context(periodic(name, work, every))
             yield
     finally:
         with contextlib.suppress(Exception):  # best effort: Redis may be the reason we stop
             await refusals.flush()
+        await webhooks.close()
         await asyncio.to_thread(pow_pool.close)
         await batcher.close()
         # A client built on an explicit pool does not close the pool by itself.

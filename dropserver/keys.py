@@ -54,6 +54,11 @@ class DropKeys:
 
 LIMITER_KINDS = ("person", "ip", "device")
 
+# The consumer group of every drop's event stream through which the server processes deliver
+# the events to the platform's webhook (dropserver.webhooks). A platform reading the stream
+# itself uses a group of its own.
+WEBHOOK_GROUP = "dropserver-webhooks"
+
 
 def limiter_key(drop_tag: str, kind: str, value: str) -> str:
     """Key of one limiter: ``{drop:<id>}:rl:<kind>:<value>``, in the drop's slot.

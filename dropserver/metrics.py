@@ -71,6 +71,19 @@ class Metrics:
             registry=r,
         )
         self.redis_errors = Counter("dropserver_redis_errors", "Failed round trips", registry=r)
+        self.webhook_attempts = Counter(
+            "dropserver_webhook_attempts",
+            "Webhook deliveries by outcome: delivered, failed (retried later), dropped (gave up)",
+            ["platform", "outcome"],
+            registry=r,
+        )
+        self.webhook_seconds = Histogram(
+            "dropserver_webhook_seconds",
+            "Time of one webhook delivery attempt",
+            ["platform"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
         self.loop_lag = Histogram(
             "dropserver_event_loop_lag_seconds",
             "How late the event loop ran a timer: time no request of the process was served",
