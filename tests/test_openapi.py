@@ -4,6 +4,8 @@
 - It documents exactly the server's routes: every (method, path template) the app registers,
   and nothing else.
 - The create-drop schema accepts and refuses what ``parse_drop_spec`` does, with its defaults.
+- The webhook deliveries conform: every kind of event a drop's life appends, as the body
+  POSTed to a platform's webhook, fits the document's ``WebhookEvent``.
 - The server's answers conform: the main flows and the cheap-to-provoke errors are driven
   through the real app, and each answer's status, content type, required headers and JSON
   body are checked against what the document says for that route, method and status.
@@ -20,13 +22,16 @@ import orjson
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
 import dropserver
 from dropserver.app import create_app
 from dropserver.config import Settings
 from dropserver.drops import parse_drop_spec
 from dropserver.errors import ApiError
+from dropserver.keys import drop_keys
 from dropserver.views.docs import DOCUMENT, DOCUMENT_PATH
+from dropserver.webhooks import message_of
 from tests.helpers import ADMIN, OTHER_ADMIN_KEY, buyer, drop_body, rfc3339
 
 try:  # installed with openapi-spec-validator (test extras); the structural checks need neither
@@ -680,3 +685,33 @@ async def test_lottery_calls_conform(client: TestClient) -> None:
     later = await create(client, mode="lottery", opens_at=rfc3339(60), closes_at=rfc3339(3600))
     await call(client, "post", entries, 425, "not_open", id=later, json={}, headers=buyer("a"))
     await call(client, "get", me, 200, id=later, headers=buyer("a"))
+
+
+@needs_jsonschema
+async def test_webhook_bodies_conform(client: TestClient, redis: Redis) -> None:
+    """Every kind of event, made by the real scripts, and sent as a webhook body."""
+    fcfs = await create(client, supply=3)
+    purchase = "/v1/drops/{id}/purchase"
+    kept = await call(client, "post", purchase, 201, id=fcfs, json={}, headers=buyer("a"))
+    freed = await call(client, "post", purchase, 201, id=fcfs, json={}, headers=buyer("b"))
+    confirm, cancel = "/v1/orders/{order_id}/confirm", "/v1/orders/{order_id}/cancel"
+    await call(client, "post", confirm, 200, order_id=kept["order_id"], headers=ADMIN)
+    await call(client, "post", cancel, 200, order_id=freed["order_id"], headers=ADMIN)
+    await call(client, "post", "/v1/drops/{id}/close", 200, id=fcfs, headers=ADMIN)
+    queued = await create(client, fair_start_seconds=60)
+    await call(client, "post", purchase, 202, id=queued, json={}, headers=buyer("a"))
+    lottery = await create(client, mode="lottery", supply=1, closes_at=rfc3339(3600))
+    for person in ("p1", "p2"):
+        await call(client, "post", "/v1/drops/{id}/entries", 202, id=lottery, headers=buyer(person))
+    await call(client, "post", "/v1/drops/{id}/close", 200, id=lottery, headers=ADMIN)
+    await call(client, "post", "/v1/drops/{id}/draw", 200, id=lottery, headers=ADMIN)
+
+    kinds = set()
+    for drop_id in (fcfs, queued, lottery):
+        for entry_id, fields in await redis.xrange(drop_keys(drop_id).events):
+            body = orjson.loads(message_of(drop_id, entry_id.decode(), fields).body)
+            validate(body, "#/components/schemas/WebhookEvent")
+            kinds.add(body["type"])
+    documented = set(DOC["components"]["schemas"]["WebhookEvent"]["properties"]["type"]["enum"])
+    # All but "expired", which only the sweeper makes (the same fields as "cancelled").
+    assert kinds == documented - {"expired"}
