@@ -40,6 +40,12 @@ from dropserver.webhooks.messages import Signer, message_of, retry_delay
 
 log = logging.getLogger("dropserver.webhooks")
 _SCAN = 100  # pending events looked at per drop and round
+_ROUND_SECONDS = 4.0  # the longest a round goes on taking events while there are more (less than
+# the 5 s that a stopping app gives a background round)
+# Every start of a process adds a consumer to each group. One with nothing pending that has not
+# read for an hour is a process gone (a live one reads every round): deleting it loses nothing.
+_TIDY_EVERY_SECONDS = 300.0
+_GONE_AFTER_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,7 @@ class WebhookDispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()  # set when a delivery ends
         self._turn = 0
+        self._tidied_at = float("-inf")  # loop time of the last removal of gone consumers
         self._session: aiohttp.ClientSession | None = None
         self._timeout_ms = int(settings.timeout_seconds * 1000)
 
@@ -101,25 +108,30 @@ class WebhookDispatcher:
 
     async def run_once(self) -> None:
         """Start delivering what is new or due. While there is more than the free slots hold,
-        go on as slots free up, for up to ``poll_seconds``; then return (the deliveries still
-        in flight go on)."""
+        go on as slots free up, for up to ``_ROUND_SECONDS``; then return (the deliveries
+        still in flight go on). A backlog is thus worked through without the pause between
+        rounds, and the round still ends often enough for a shutdown to stop it."""
         if not self._targets:
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.poll_seconds
+        deadline = loop.time() + max(self._settings.poll_seconds, _ROUND_SECONDS)
         streams = await self._streams()
         if not streams:
             return
         await self._ensure_groups(streams)
+        if loop.time() - self._tidied_at >= _TIDY_EVERY_SECONDS:
+            self._tidied_at = loop.time()
+            await self._remove_gone_consumers(streams)
+        # Owed events first (their wait is counted in seconds: once a round is enough), then
+        # new ones as long as there are some and slots free up.
+        await self._take_due(streams)
         while loop.time() < deadline:
             if self._room() == 0:  # wait for a slot (no await since the check: none is missed)
                 self._freed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._freed.wait(), max(deadline - loop.time(), 0))
                 continue
-            started = await self._read_new(streams)
-            started += await self._take_due(streams)
-            if not started:
+            if not await self._read_new(streams):
                 return
 
     def _room(self) -> int:
@@ -228,6 +240,24 @@ class WebhookDispatcher:
         if claimed:
             await self._drop(s, entry_id)
 
+    async def _remove_gone_consumers(self, streams: list[_Stream]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for s in streams:
+                pipe.xinfo_consumers(s.key, WEBHOOK_GROUP)
+            replies = await pipe.execute(raise_on_error=False)
+        gone = [
+            (s.key, consumer["name"])
+            for s, reply in zip(streams, replies, strict=True)
+            if not isinstance(reply, Exception)
+            for consumer in reply
+            if consumer["pending"] == 0 and consumer["idle"] > _GONE_AFTER_MS
+        ]
+        if gone:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, name in gone:
+                    pipe.xgroup_delconsumer(key, WEBHOOK_GROUP, name)
+                await pipe.execute(raise_on_error=False)
+
     def _lost_group(self, s: _Stream, error: Exception) -> None:
         # NOGROUP: Redis lost the group (a flush, a restart without persistence): make it again.
         if "NOGROUP" in str(error):
@@ -314,6 +344,26 @@ class WebhookDispatcher:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Remove this process's consumer from the groups where it has nothing pending (what
+        it has pending stays, for the others to take over)."""
+        keys = sorted(self._grouped)
+        if not keys:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.xpending_range(key, WEBHOOK_GROUP, "-", "+", 1, self.consumer)
+                owed = await pipe.execute(raise_on_error=False)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, mine in zip(keys, owed, strict=True):
+                    if mine == []:
+                        pipe.xgroup_delconsumer(key, WEBHOOK_GROUP, self.consumer)
+                await pipe.execute(raise_on_error=False)
+        except Exception:  # Redis away at shutdown: the tidying of a later round removes it
+            log.warning("webhooks: could not leave the consumer groups", exc_info=True)
 
     @property
     def in_flight(self) -> int:

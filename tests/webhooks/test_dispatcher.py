@@ -1,6 +1,7 @@
 """Delivering the event streams to webhooks (dropserver.webhooks.dispatcher), against a real
 Redis and a real HTTP receiver: retries with backoff, giving up, several processes at once, a
-dead process's events taken over, and the whole path from a purchase to a signed delivery."""
+dead process's events taken over (also from a real, killed server process), the groups kept
+tidy, and the whole path from a purchase to a signed delivery."""
 
 from __future__ import annotations
 
@@ -25,14 +26,16 @@ from dropserver.embedded_redis import EmbeddedRedis, free_port
 from dropserver.keys import WEBHOOK_GROUP, drop_keys, platform_drops
 from dropserver.metrics import Metrics
 from dropserver.webhooks import WebhookDispatcher
+from dropserver.webhooks import dispatcher as dispatcher_module
 from tests.helpers import ADMIN, ADMIN_KEY, SECRET, buyer, drop_body
 from tests.test_server import config, start_server, wait_until_up
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"w" * 32).decode()
-# Short waits, so retries happen within a test: an attempt is due again 0.3 s after the first
-# delivery (timeout 0.2 + backoff 0.1), then 0.4 s, 0.6 s ...
+# Short waits, so retries happen within a test: an attempt is due again 0.6 s after the first
+# delivery (timeout 0.5 + backoff 0.1), then 0.7 s, 0.9 s ... The timeout leaves a slow test
+# machine room: an attempt timed out by accident would be a retry the tests do not expect.
 FAST = WebhookSettings(
-    poll_seconds=0.02, timeout_seconds=0.2, concurrency=8, max_attempts=4,
+    poll_seconds=0.02, timeout_seconds=0.5, concurrency=8, max_attempts=4,
     retry_seconds=0.1, retry_cap_seconds=1.0,
 )  # fmt: skip
 
@@ -162,12 +165,13 @@ async def test_a_failing_receiver_gets_the_event_again_after_a_growing_wait(
     await run_until([dispatcher], lambda: len(receiver.deliveries) == 3)
     assert receiver.ids() == [event] * 3
     first, second, third = (d.at for d in receiver.deliveries)
-    # Due once the attempt's timeout and its backoff have passed: 0.2 + 0.1 s after the first
-    # delivery, then 0.2 + 0.2 s (Redis measures the idle time from the delivery, a moment
-    # before the receiver sees the request; the upper bounds allow for a slow machine).
+    # Due once the attempt's timeout and its backoff have passed: 0.5 + 0.1 s after the first
+    # delivery, then 0.5 + 0.2 s. Redis measures the idle time from the delivery, a moment
+    # before the receiver sees the request (longer for the first, which also connects): the
+    # bounds allow 0.1 s for that, and a second more for a slow machine.
     timeout, backoff = FAST.timeout_seconds, FAST.retry_seconds
-    assert timeout + backoff - 0.02 <= second - first < timeout + backoff + 1.0
-    assert timeout + 2 * backoff - 0.02 <= third - second < timeout + 2 * backoff + 1.0
+    assert timeout + backoff - 0.1 <= second - first < timeout + backoff + 1.0
+    assert timeout + 2 * backoff - 0.1 <= third - second < timeout + 2 * backoff + 1.0
     assert await pending(redis, "d1") == 0
     assert (attempts(dispatcher, "failed"), attempts(dispatcher, "delivered")) == (2, 1)
 
@@ -216,7 +220,7 @@ async def test_two_processes_deliver_every_event_once(
     events = await add_events(redis, "d1", 100) + await add_events(redis, "d2", 100)
     # Slow enough that many deliveries are in flight while the other process looks for due
     # events, and still well inside the timeout: none of them may be taken over.
-    receiver.delay = FAST.timeout_seconds / 2
+    receiver.delay = FAST.timeout_seconds * 0.4
     clients = [Redis.from_url(redis_server.url) for _ in range(2)]
     pair = []
     for client in clients:
@@ -251,7 +255,7 @@ async def test_a_dead_process_events_are_taken_over(
     await run_until([survivor], lambda: len(receiver.deliveries) == 1)
     assert receiver.ids() == [event]
     due = FAST.timeout_seconds + FAST.retry_seconds  # a finished attempt, and its backoff
-    assert due - 0.02 <= receiver.deliveries[0].at - read_at < due + 1.0
+    assert due <= receiver.deliveries[0].at - read_at < due + 1.0
     assert await pending(redis, "d1") == 0
 
 
@@ -333,3 +337,41 @@ async def test_a_killed_server_process_delivery_is_finished_by_another(
             if proc is not None and proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+async def consumers(redis: Redis, drop_id: str) -> set[str]:
+    found = await redis.xinfo_consumers(drop_keys(drop_id).events, WEBHOOK_GROUP)
+    return {c["name"].decode() for c in found}
+
+
+async def test_a_stopping_process_leaves_the_groups_where_it_owes_nothing(
+    redis: Redis, receiver: Receiver, dispatchers: Callable[..., WebhookDispatcher]
+) -> None:
+    await add_events(redis, "d1", 1)
+    await add_events(redis, "d2", 1)
+    receiver.statuses = [500]  # one of the two events fails once: it stays owed
+    dispatcher = dispatchers(name="stopping")
+    await run_until([dispatcher], lambda: len(receiver.deliveries) == 2)  # closes it
+    owing = [d for d in ("d1", "d2") if await pending(redis, d)]
+    assert len(owing) == 1
+    for drop_id in ("d1", "d2"):
+        assert ("stopping" in await consumers(redis, drop_id)) == (drop_id in owing)
+
+
+async def test_gone_consumers_with_nothing_pending_are_removed(
+    redis: Redis,
+    receiver: Receiver,
+    dispatchers: Callable[..., WebhookDispatcher],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SIGKILLed process never leaves its groups: a later round removes its consumer once it
+    has been silent long enough, unless it still owes an event."""
+    await add_events(redis, "d1", 2)
+    key = drop_keys("d1").events
+    await redis.xgroup_create(key, WEBHOOK_GROUP, id="0")
+    await redis.xreadgroup(WEBHOOK_GROUP, "killed-owing", {key: ">"}, count=1)
+    await redis.xgroup_createconsumer(key, WEBHOOK_GROUP, "killed-idle")
+    monkeypatch.setattr(dispatcher_module, "_GONE_AFTER_MS", 200)
+    await asyncio.sleep(0.3)
+    await dispatchers(name="live").run_once()
+    assert await consumers(redis, "d1") == {"killed-owing", "live"}
