@@ -47,6 +47,7 @@ COUNTERS = {
     "dropserver_ratelimit_rejections": {"drop", "kind"},
     "dropserver_lottery_entries": {"drop", "outcome"},
     "dropserver_redis_errors": set(),
+    "dropserver_webhook_attempts": {"platform", "outcome"},
 }
 HISTOGRAMS = {
     "dropserver_http_request_duration_seconds": {"route", "method"},
@@ -54,6 +55,7 @@ HISTOGRAMS = {
     "dropserver_redis_batch_size": set(),
     "dropserver_redis_roundtrip_seconds": set(),
     "dropserver_event_loop_lag_seconds": set(),
+    "dropserver_webhook_seconds": {"platform"},
 }
 GAUGES = {
     "dropserver_stock_remaining": {"drop"},

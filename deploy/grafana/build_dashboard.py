@@ -522,6 +522,50 @@ def build() -> dict[str, Any]:
         8,
     )
 
+    # ---------------------------------------------------------------- webhooks
+    lay.row("Webhooks")
+    lay.add(
+        timeseries(
+            "Webhook deliveries by outcome",
+            "Event deliveries to the platforms' webhooks per second: delivered, failed (retried "
+            "after a doubling wait) and dropped (out of attempts; the event stays in the drop's "
+            "stream). Failures mean the platform's endpoint is down or slow "
+            "(alerts: DropserverWebhookFailing, DropserverWebhookDropped).",
+            targets(
+                (
+                    "sum by (platform, outcome) "
+                    f"(rate(dropserver_webhook_attempts_total{{{INST}}}[{RI}]))",
+                    "{{platform}} {{outcome}}",
+                )
+            ),
+            unit="ops",
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Webhook delivery time",
+            "p50 and p99 of one delivery attempt, by platform: the platform endpoint's answer "
+            "time (capped by webhooks.timeout_seconds).",
+            targets(
+                (
+                    "histogram_quantile(0.5, sum by (platform, le) "
+                    f"(rate(dropserver_webhook_seconds_bucket{{{INST}}}[{RI}])))",
+                    "{{platform}} p50",
+                ),
+                (
+                    "histogram_quantile(0.99, sum by (platform, le) "
+                    f"(rate(dropserver_webhook_seconds_bucket{{{INST}}}[{RI}])))",
+                    "{{platform}} p99",
+                ),
+            ),
+            unit="s",
+        ),
+        12,
+        8,
+    )
+
     # ---------------------------------------------------------------- redis
     lay.row("Redis")
     lay.add(
