@@ -40,8 +40,9 @@ from dropserver.webhooks.messages import Signer, message_of, retry_delay
 
 log = logging.getLogger("dropserver.webhooks")
 _SCAN = 100  # pending events looked at per drop and round
-_ROUND_SECONDS = 4.0  # the longest a round goes on taking events while there are more (less than
-# the 5 s that a stopping app gives a background round)
+# The longest a round goes on taking events while there are more: under the 5 s that a
+# stopping app gives a background round to finish.
+_ROUND_SECONDS = 4.0
 # Every start of a process adds a consumer to each group. One with nothing pending that has not
 # read for an hour is a process gone (a live one reads every round): deleting it loses nothing.
 _TIDY_EVERY_SECONDS = 300.0
