@@ -74,6 +74,8 @@ async def _services(
         max_in_flight=settings.redis.max_in_flight,
         pipelining=settings.redis.pipelining,
         metrics=metrics,
+        wait_replicas=settings.redis.wait_replicas,
+        wait_timeout_ms=settings.redis.wait_timeout_ms,
     )
     await batcher.load(list(scripts.values()))
     drops = DropStore(redis, batcher, scripts, rehearsal_seed=settings.rehearsal_seed)

@@ -8,6 +8,14 @@ writes may await their replies at once, each on its own connection.
 
 The script cache of Redis is volatile (a restart or failover empties it). A call answered with
 NOSCRIPT did not run, so it is safe to load the script and send it again.
+
+With ``wait_replicas`` set, every batch ends with ``WAIT <replicas> <timeout>`` in the same
+write: Redis answers it once that many replicas have the batch's writes (or the timeout
+passes), so a reply is only handed to its caller once it would survive a failover to a replica.
+That costs no round trip of its own, only the replicas' lag. When too few replicas confirm in
+time, every call of the batch fails with :class:`NotReplicated` (the server answers 503): the
+writes are on the primary, but nobody is told they are safe. A retry with the same
+Idempotency-Key gets the stored answer once it is.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Any
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError, NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dropserver.metrics import Metrics
@@ -37,6 +45,10 @@ _CONNECTION_ATTEMPTS = len(RETRY_DELAYS) + 1
 _Call = tuple[Script, Sequence[str], Sequence[Arg], asyncio.Future[Any]]
 # hiredis's stub types the command as a tuple of one element and leaves the result untyped.
 _pack_command: Callable[[tuple[Arg, ...]], bytes] = hiredis.pack_command  # type: ignore[assignment]
+
+
+class NotReplicated(RedisError):
+    """Fewer replicas than ``wait_replicas`` confirmed a batch's writes in time."""
 
 
 def pack_evalsha(script: Script, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
@@ -58,8 +70,15 @@ class ScriptBatcher:
         max_in_flight: int = 1,
         pipelining: bool = True,
         metrics: Metrics | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         self._client = client
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
+        self._wait = (
+            _pack_command(("WAIT", wait_replicas, wait_timeout_ms)) if wait_replicas else b""
+        )
         self._metrics = metrics
         self._pipelining = pipelining
         self._max_batch = max_batch
@@ -89,10 +108,27 @@ class ScriptBatcher:
         """One EVALSHA per call on its own pooled connection: the baseline pipelining beats
         (kept as a switch so the benchmark can measure both in one run)."""
         try:
-            return await self._client.evalsha(script.sha, len(keys), *keys, *args)
+            return await self._evalsha_alone(script, keys, args)
         except NoScriptError:
             await self.load([script])
+            return await self._evalsha_alone(script, keys, args)
+
+    async def _evalsha_alone(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        if not self._wait_replicas:
             return await self._client.evalsha(script.sha, len(keys), *keys, *args)
+        async with self._client.pipeline(transaction=False) as pipe:  # WAIT: same connection
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.wait(self._wait_replicas, self._wait_timeout_ms)
+            reply, confirmed = await pipe.execute()
+        self._check_replicated(confirmed)
+        return reply
+
+    def _check_replicated(self, confirmed: Any) -> None:
+        if isinstance(confirmed, Exception) or int(confirmed) < self._wait_replicas:
+            raise NotReplicated(
+                f"{confirmed} of {self._wait_replicas} replicas confirmed the writes within"
+                f" {self._wait_timeout_ms} ms"
+            )
 
     async def load(self, scripts: Sequence[Script]) -> None:
         """SCRIPT LOAD each script (at start-up, and again after Redis lost its cache)."""
@@ -169,19 +205,22 @@ class ScriptBatcher:
         """
         packed = b"".join([pack_evalsha(script, keys, args) for script, keys, args, _ in batch])
         connection = await self._lane()
+        waits = 1 if self._wait else 0
         try:
             for attempt in range(_CONNECTION_ATTEMPTS):
                 try:
-                    await connection.send_packed_command(packed, False)  # connects if needed
+                    await connection.send_packed_command(packed + self._wait, False)
                     replies: list[Any] = []
                     # One deadline for the whole batch, not a timer per reply (which cost more
                     # than parsing the reply).
                     async with asyncio.timeout(_BATCH_TIMEOUT):
-                        for _ in batch:
+                        for _ in range(len(batch) + waits):
                             try:
                                 replies.append(await connection.read_response(timeout=math.inf))
                             except ResponseError as exc:  # this call's error; still in sync
                                 replies.append(exc)
+                    if waits:
+                        self._check_replicated(replies.pop())
                     return replies
                 except RETRYABLE:
                     await connection.disconnect()

@@ -59,6 +59,10 @@ class RedisSettings:
     max_batch: int = 64
     max_in_flight: int = 1
     pipelining: bool = True  # false: one round trip per script call (for baselines)
+    # Replicas that must have a batch's writes before its replies are sent (WAIT), and how long
+    # to wait for them: with a replicated Redis, an acknowledged purchase survives a failover.
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 1000
 
 
 def _random_secret() -> bytes:
@@ -314,8 +318,11 @@ def _server(raw: Mapping[str, Any]) -> ServerSettings:
 def _redis(raw: Mapping[str, Any]) -> RedisSettings:
     where = "[redis]"
     _no_unknown(
-        where, raw, {"url", "data_dir", "appendfsync", "max_batch", "max_in_flight", "pipelining"}
-    )
+        where,
+        raw,
+        {"url", "data_dir", "appendfsync", "max_batch", "max_in_flight", "pipelining",
+         "wait_replicas", "wait_timeout_ms"},
+    )  # fmt: skip
     url = _str(raw, where, "url", None)
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{where} url must start with redis://, rediss:// or unix://")
@@ -329,6 +336,8 @@ def _redis(raw: Mapping[str, Any]) -> RedisSettings:
         max_batch=_int(raw, where, "max_batch", 64, low=1, high=10_000),
         max_in_flight=_int(raw, where, "max_in_flight", 1, low=1, high=MAX_IN_FLIGHT),
         pipelining=_bool(raw, where, "pipelining", True),
+        wait_replicas=_int(raw, where, "wait_replicas", 0, low=0, high=16),
+        wait_timeout_ms=_int(raw, where, "wait_timeout_ms", 1000, low=1, high=60_000),
     )
 
 

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -69,11 +70,13 @@ class EmbeddedRedis:
         port: int | None = None,
         appendfsync: str = "everysec",
         binary: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.binary = binary or find_redis_server()
+        self.extra_args = tuple(extra_args)  # more redis-server options, e.g. --replicaof
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -96,6 +99,7 @@ class EmbeddedRedis:
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self._process = subprocess.Popen(
             args,

@@ -1,16 +1,24 @@
-"""Shared round trips and script-cache recovery, against a real Redis."""
+"""Shared round trips, script-cache recovery and waiting for replicas, against real Redis
+servers (a replica among them)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import signal
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from dropserver.app import create_app
-from dropserver.batcher import ScriptBatcher, pack_evalsha
+from dropserver.batcher import NotReplicated, ScriptBatcher, pack_evalsha
 from dropserver.config import PlatformSettings, RedisSettings, Settings, SweeperSettings
 from dropserver.embedded_redis import EmbeddedRedis
 from dropserver.metrics import Metrics
@@ -126,3 +134,127 @@ def test_pack_evalsha_is_resp() -> None:
                 b"\x00bin", b"text", b"0"]  # fmt: skip
     resp = b"*9\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in expected)
     assert packed == resp
+
+
+# --- waiting for replicas (redis.wait_replicas) ------------------------------------------------
+
+_INCR = b"return redis.call('INCR', KEYS[1])"
+INCR = Script("incr", _INCR, hashlib.sha1(_INCR).hexdigest())
+
+
+@pytest.fixture
+def primary_and_replica(tmp_path: Path) -> Iterator[tuple[EmbeddedRedis, EmbeddedRedis]]:
+    primary = EmbeddedRedis(tmp_path / "primary")
+    primary.start()
+    replica = EmbeddedRedis(
+        tmp_path / "replica", extra_args=["--replicaof", "127.0.0.1", str(primary.port)]
+    )
+    try:
+        replica.start()
+        probe = SyncRedis(port=replica.port)
+        deadline = time.monotonic() + 10
+        while probe.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica did not connect"
+            time.sleep(0.05)
+        probe.close()
+        yield primary, replica
+    finally:
+        replica.stop(kill=True)
+        primary.stop()
+
+
+@contextlib.contextmanager
+def paused(server: EmbeddedRedis) -> Iterator[None]:
+    """The server process stopped (SIGSTOP): alive for TCP, answering nothing."""
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+async def test_with_wait_replicas_a_reply_waits_for_the_replica(
+    primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
+) -> None:
+    """Every batch ends with one WAIT; a replica that cannot confirm in time fails the batch's
+    calls (the write is on the primary, but no caller is told it is safe)."""
+    primary, replica = primary_and_replica
+    client = Redis.from_url(primary.url)
+    batcher = ScriptBatcher(client, wait_replicas=1, wait_timeout_ms=300)
+    try:
+        await batcher.load([INCR])
+        await client.config_resetstat()
+        replies = await asyncio.gather(*(batcher.run(INCR, ["{t}:n"], []) for _ in range(100)))
+        assert sorted(replies) == list(range(1, 101))
+        stats = await client.info("commandstats")
+        assert stats["cmdstat_evalsha"]["calls"] == 100
+        assert 1 <= stats["cmdstat_wait"]["calls"] < 100  # one per batch, not per call
+        with paused(replica):
+            started = time.monotonic()
+            with pytest.raises(NotReplicated):
+                await batcher.run(INCR, ["{t}:n"], [])
+            assert time.monotonic() - started >= 0.3
+            assert await client.get("{t}:n") == b"101"  # written, only not confirmed
+        assert await batcher.run(INCR, ["{t}:n"], []) == 102
+    finally:
+        await batcher.close()
+        await client.aclose()
+
+
+async def test_one_call_per_round_trip_waits_for_the_replica_too(
+    primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
+) -> None:
+    primary, replica = primary_and_replica
+    client = Redis.from_url(primary.url)
+    batcher = ScriptBatcher(client, pipelining=False, wait_replicas=1, wait_timeout_ms=300)
+    try:
+        await batcher.load([INCR])
+        assert await batcher.run(INCR, ["{t}:n"], []) == 1
+        with paused(replica), pytest.raises(NotReplicated):
+            await batcher.run(INCR, ["{t}:n"], [])
+    finally:
+        await client.aclose()
+
+
+async def test_without_wait_replicas_no_wait_is_sent(
+    primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
+) -> None:
+    primary, replica = primary_and_replica
+    client = Redis.from_url(primary.url)
+    batcher = ScriptBatcher(client)
+    try:
+        await batcher.load([INCR])
+        await client.config_resetstat()
+        with paused(replica):  # nothing waits for it
+            assert await batcher.run(INCR, ["{t}:n"], []) == 1
+        assert "cmdstat_wait" not in await client.info("commandstats")
+    finally:
+        await batcher.close()
+        await client.aclose()
+
+
+async def test_a_purchase_refused_for_want_of_a_replica_is_kept_for_its_retry(
+    primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
+) -> None:
+    """503 while the replica cannot confirm; the same request sent again with its
+    Idempotency-Key once the replica is back gets the order the first one made."""
+    primary, replica = primary_and_replica
+    settings = Settings(
+        platforms={"acme": PlatformSettings("acme", (ADMIN_KEY,), SECRET)},
+        redis=RedisSettings(url=primary.url, wait_replicas=1, wait_timeout_ms=300),
+    )
+    async with TestClient(TestServer(create_app(settings, run_background=False))) as client:
+        drop_id = await create(client, supply=5)
+        url = f"/v1/drops/{drop_id}/purchase"
+        headers = {**buyer("a1"), "Idempotency-Key": "k1"}
+        with paused(replica):
+            resp = await client.post(url, json={}, headers=headers)
+            assert resp.status == 503, await resp.text()
+            assert (await resp.json())["error"]["code"] == "unavailable"
+        resp = await client.post(url, json={}, headers=headers)
+        assert resp.status == 201, await resp.text()
+        order = await resp.json()
+        assert order["serial"] == 1
+        s = await stats(client, drop_id)
+        assert (s["held"], s["remaining"]) == (1, 4)  # one unit, not two

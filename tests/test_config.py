@@ -69,6 +69,10 @@ def test_listen_backlog(tmp_path: Path) -> None:
 def test_batching_settings(tmp_path: Path) -> None:
     defaults = load_settings(write(tmp_path, GOOD), env={}).redis
     assert (defaults.max_batch, defaults.max_in_flight) == (64, 1)
+    assert (defaults.wait_replicas, defaults.wait_timeout_ms) == (0, 1000)
+    env = {"DROPSERVER_REDIS_WAIT_REPLICAS": "1"}
+    replicated = load_settings(write(tmp_path, GOOD + "[redis]\nwait_timeout_ms = 250\n"), env=env)
+    assert (replicated.redis.wait_replicas, replicated.redis.wait_timeout_ms) == (1, 250)
     env = {"DROPSERVER_REDIS_MAX_IN_FLIGHT": "4"}
     text = GOOD + "[redis]\nmax_batch = 16\n"
     settings = load_settings(write(tmp_path, text), env=env).redis
@@ -95,6 +99,8 @@ def test_batching_settings(tmp_path: Path) -> None:
         (GOOD + "[redis]\nurl = 'http://x'\n", "redis://"),
         (GOOD + "[redis]\nmax_in_flight = 0\n", "max_in_flight"),
         (GOOD + "[redis]\nmax_in_flight = 33\n", "max_in_flight"),
+        (GOOD + "[redis]\nwait_replicas = -1\n", "wait_replicas"),
+        (GOOD + "[redis]\nwait_timeout_ms = 0\n", "wait_timeout_ms"),
         ("not toml [", "not valid TOML"),
         (GOOD + f'webhook_url = "{HOOK_URL}"\n', "go together"),
         (GOOD + f'webhook_secret = "{HOOK_SECRET}"\n', "go together"),
