@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import time
 from pathlib import Path
 
-from harness import app_with_drop, stocked, use_checkout
+from harness import app_with_drop, settle_heap, stocked, use_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 POW = {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4, "adaptive": False}
@@ -51,11 +50,7 @@ async def measure(calls: int, prepare_only: bool = False) -> float:
         ]
         for request in requests[:100]:  # identity cache, first demand entries
             assert (await handler(request)).status == 200
-        # Everything built so far (the requests, the pool's stock) out of the collector's
-        # way: a full collection walking it at a varying moment made instruction counts
-        # vary by a quarter.
-        gc.collect()
-        gc.freeze()
+        await settle_heap(app)
         if prepare_only:  # the baseline of an instruction count (bench/instructions.py)
             return 0.0
         started = time.perf_counter()

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from harness import app_with_drop, use_checkout
+from harness import app_with_drop, settle_heap, use_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 PERSONS = 2_000  # with a limit of 1,000 each: room for 2,000,000 purchases
@@ -73,10 +72,7 @@ async def measure(calls: int, prepare_only: bool = False) -> float:
 
         async def run(n: int, call: bool = True) -> float:
             requests = [request(i) for i in range(n)]
-            # Everything built so far out of the collector's way: a full collection
-            # walking it at a varying moment made instruction counts vary by 5%.
-            gc.collect()
-            gc.freeze()
+            await settle_heap(app)
             if not call:  # the baseline of an instruction count (bench/instructions.py)
                 return 0.0
             started = time.process_time()

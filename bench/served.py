@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness import app_with_drop, stocked, use_checkout
+from harness import app_with_drop, settle_heap, stocked, use_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 PERSONS = 2_000
@@ -147,8 +146,7 @@ async def timed(
     # touch its socket. (Another AppRunner would start the app, and its services, again.)
     server = test_server.runner.server
     await drive(server, split(raws[:warm], connections))  # identity cache, first entries
-    gc.collect()
-    gc.freeze()  # what was built so far stays out of the collector's way (as in the others)
+    await settle_heap(test_server.app)
     if prepare_only:
         return 0.0
     measured = raws[warm:]
