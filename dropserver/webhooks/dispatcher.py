@@ -26,8 +26,9 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
@@ -181,10 +182,7 @@ class WebhookDispatcher:
                 )
             replies = await pipe.execute(raise_on_error=False)
         started = 0
-        for s, reply in zip(chosen, replies, strict=True):
-            if isinstance(reply, Exception):
-                self._lost_group(s, reply)
-                continue
+        for s, reply in self._answered(chosen, replies):
             for _key, entries in reply or ():
                 for entry_id, fields in entries:
                     self._start(s, entry_id, fields, attempt=1)
@@ -204,10 +202,7 @@ class WebhookDispatcher:
                 )  # fmt: skip
             replies = await pipe.execute(raise_on_error=False)
         started = 0
-        for s, reply in zip(streams, replies, strict=True):
-            if isinstance(reply, Exception):
-                self._lost_group(s, reply)
-                continue
+        for s, reply in self._answered(streams, replies):
             for pending in reply:
                 if not self._room():
                     return started
@@ -259,12 +254,19 @@ class WebhookDispatcher:
                     pipe.xgroup_delconsumer(key, WEBHOOK_GROUP, name)
                 await pipe.execute(raise_on_error=False)
 
-    def _lost_group(self, s: _Stream, error: Exception) -> None:
-        # NOGROUP: Redis lost the group (a flush, a restart without persistence): make it again.
-        if "NOGROUP" in str(error):
-            self._grouped.discard(s.key)
-        else:
-            log.warning("webhooks: reading %s failed: %s", s.key, error)
+    def _answered(
+        self, streams: list[_Stream], replies: list[Any]
+    ) -> Iterator[tuple[_Stream, Any]]:
+        """Each stream with its reply from a pipeline, skipping the failed ones. NOGROUP means
+        Redis lost the group (a flush, a restart without persistence): it is made again in the
+        next round."""
+        for s, reply in zip(streams, replies, strict=True):
+            if not isinstance(reply, Exception):
+                yield s, reply
+            elif "NOGROUP" in str(reply):
+                self._grouped.discard(s.key)
+            else:
+                log.warning("webhooks: reading %s failed: %s", s.key, reply)
 
     # --- one delivery ------------------------------------------------------------------------
 
