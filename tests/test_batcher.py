@@ -9,8 +9,9 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -163,6 +164,20 @@ def primary_and_replica(tmp_path: Path) -> Iterator[tuple[EmbeddedRedis, Embedde
         primary.stop()
 
 
+@contextlib.asynccontextmanager
+async def batcher_on(primary: EmbeddedRedis, **options: Any) -> AsyncIterator[ScriptBatcher]:
+    """A batcher on its own client of ``primary``, with INCR loaded and the stats reset."""
+    client = Redis.from_url(primary.url)
+    batcher = ScriptBatcher(client, **options)
+    try:
+        await batcher.load([INCR])
+        await client.config_resetstat()
+        yield batcher
+    finally:
+        await batcher.close()
+        await client.aclose()
+
+
 @contextlib.contextmanager
 def paused(server: EmbeddedRedis) -> Iterator[None]:
     """The server process stopped (SIGSTOP): alive for TCP, answering nothing."""
@@ -180,13 +195,10 @@ async def test_with_wait_replicas_a_reply_waits_for_the_replica(
     """Every batch ends with one WAIT; a replica that cannot confirm in time fails the batch's
     calls (the write is on the primary, but no caller is told it is safe)."""
     primary, replica = primary_and_replica
-    client = Redis.from_url(primary.url)
-    batcher = ScriptBatcher(client, wait_replicas=1, wait_timeout_ms=300)
-    try:
-        await batcher.load([INCR])
-        await client.config_resetstat()
+    async with batcher_on(primary, wait_replicas=1, wait_timeout_ms=300) as batcher:
         replies = await asyncio.gather(*(batcher.run(INCR, ["{t}:n"], []) for _ in range(100)))
         assert sorted(replies) == list(range(1, 101))
+        client = Redis.from_url(primary.url)
         stats = await client.info("commandstats")
         assert stats["cmdstat_evalsha"]["calls"] == 100
         assert 1 <= stats["cmdstat_wait"]["calls"] < 100  # one per batch, not per call
@@ -197,8 +209,6 @@ async def test_with_wait_replicas_a_reply_waits_for_the_replica(
             assert time.monotonic() - started >= 0.3
             assert await client.get("{t}:n") == b"101"  # written, only not confirmed
         assert await batcher.run(INCR, ["{t}:n"], []) == 102
-    finally:
-        await batcher.close()
         await client.aclose()
 
 
@@ -206,32 +216,23 @@ async def test_one_call_per_round_trip_waits_for_the_replica_too(
     primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
 ) -> None:
     primary, replica = primary_and_replica
-    client = Redis.from_url(primary.url)
-    batcher = ScriptBatcher(client, pipelining=False, wait_replicas=1, wait_timeout_ms=300)
-    try:
-        await batcher.load([INCR])
+    options = {"pipelining": False, "wait_replicas": 1, "wait_timeout_ms": 300}
+    async with batcher_on(primary, **options) as batcher:
         assert await batcher.run(INCR, ["{t}:n"], []) == 1
         with paused(replica), pytest.raises(NotReplicated):
             await batcher.run(INCR, ["{t}:n"], [])
-    finally:
-        await client.aclose()
 
 
 async def test_without_wait_replicas_no_wait_is_sent(
     primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
 ) -> None:
     primary, replica = primary_and_replica
-    client = Redis.from_url(primary.url)
-    batcher = ScriptBatcher(client)
-    try:
-        await batcher.load([INCR])
-        await client.config_resetstat()
+    async with batcher_on(primary) as batcher:
         with paused(replica):  # nothing waits for it
             assert await batcher.run(INCR, ["{t}:n"], []) == 1
-        assert "cmdstat_wait" not in await client.info("commandstats")
-    finally:
-        await batcher.close()
-        await client.aclose()
+    client = Redis.from_url(primary.url)
+    assert "cmdstat_wait" not in await client.info("commandstats")
+    await client.aclose()
 
 
 async def test_a_purchase_refused_for_want_of_a_replica_is_kept_for_its_retry(
