@@ -389,18 +389,18 @@ def _webhook(entry: Mapping[str, Any], where: str) -> WebhookTarget | None:
         raise ConfigError(f"{where}: webhook_url and webhook_secret go together")
     if not url.startswith(("https://", "http://")):
         raise ConfigError(f"{where} webhook_url must be an http:// or https:// URL")
-    key = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    shape = (
+        f"{where} webhook_secret must be {WEBHOOK_SECRET_PREFIX} and the base64 of 24 to 64"
+        " random bytes (dropserver webhook-secret makes one)"
+    )
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ConfigError(shape)
     try:
-        raw_key = base64.b64decode(key, validate=True)
+        key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ConfigError(
-            f"{where} webhook_secret: not base64 after {WEBHOOK_SECRET_PREFIX}"
-        ) from exc
-    if not secret.startswith(WEBHOOK_SECRET_PREFIX) or not 24 <= len(raw_key) <= 64:
-        raise ConfigError(
-            f"{where} webhook_secret must be {WEBHOOK_SECRET_PREFIX} and the base64 of 24 to 64"
-            " random bytes (dropserver webhook-secret makes one)"
-        )
+        raise ConfigError(f"{shape}: not base64") from exc
+    if not 24 <= len(key) <= 64:
+        raise ConfigError(f"{shape}: {len(key)} bytes")
     return WebhookTarget(url, secret)
 
 

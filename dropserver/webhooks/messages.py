@@ -44,11 +44,8 @@ def message_of(drop_id: str, entry_id: str, fields: dict[bytes, bytes]) -> Messa
             data[name] = format_ms(int(value))
         else:
             data[name] = value
-    millis = entry_id.split("-", 1)[0]
-    body = orjson.dumps(
-        {"type": kind, "timestamp": format_ms(int(millis)) if millis.isdigit() else None,
-         "data": data}
-    )  # fmt: skip
+    created_ms = int(entry_id.split("-", 1)[0])  # a stream entry id is "<ms>-<sequence>"
+    body = orjson.dumps({"type": kind, "timestamp": format_ms(created_ms), "data": data})
     return Message(f"{drop_id}:{entry_id}", body)
 
 
