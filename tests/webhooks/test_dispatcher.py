@@ -90,25 +90,23 @@ def platforms(url: str) -> dict[str, PlatformSettings]:
     }
 
 
-METRICS: dict[int, Metrics] = {}  # dispatcher id -> its metrics
-
-
 @pytest.fixture
 async def dispatchers(
     redis: Redis, receiver: Receiver
 ) -> AsyncIterator[Callable[..., WebhookDispatcher]]:
     made: list[WebhookDispatcher] = []
 
-    def make(name: str | None = None) -> WebhookDispatcher:
-        metrics = Metrics()
-        made.append(WebhookDispatcher(redis, platforms(receiver.url), FAST, metrics, consumer=name))
-        METRICS[id(made[-1])] = metrics
+    def make(name: str | None = None, metrics: Metrics | None = None) -> WebhookDispatcher:
+        made.append(
+            WebhookDispatcher(
+                redis, platforms(receiver.url), FAST, metrics or Metrics(), consumer=name
+            )
+        )
         return made[-1]
 
     yield make
     for dispatcher in made:
         await dispatcher.close()
-        del METRICS[id(dispatcher)]
 
 
 async def add_events(redis: Redis, drop_id: str, count: int) -> list[str]:
@@ -147,8 +145,8 @@ async def pending(redis: Redis, drop_id: str) -> int:
     return int(summary["pending"])
 
 
-def attempts(dispatcher: WebhookDispatcher, outcome: str) -> float:
-    sample = METRICS[id(dispatcher)].registry.get_sample_value(
+def attempts(metrics: Metrics, outcome: str) -> float:
+    sample = metrics.registry.get_sample_value(
         "dropserver_webhook_attempts_total", {"platform": "acme", "outcome": outcome}
     )
     return sample or 0.0
@@ -161,7 +159,8 @@ async def test_a_failing_receiver_gets_the_event_again_after_a_growing_wait(
     after the backoff that its attempt count calls for; acknowledged at the end."""
     (event,) = await add_events(redis, "d1", 1)  # made before anything watched the drop
     receiver.statuses = [500, 503]
-    dispatcher = dispatchers()
+    metrics = Metrics()
+    dispatcher = dispatchers(metrics=metrics)
     await run_until([dispatcher], lambda: len(receiver.deliveries) == 3)
     assert receiver.ids() == [event] * 3
     first, second, third = (d.at for d in receiver.deliveries)
@@ -173,7 +172,7 @@ async def test_a_failing_receiver_gets_the_event_again_after_a_growing_wait(
     assert timeout + backoff - 0.1 <= second - first < timeout + backoff + 1.0
     assert timeout + 2 * backoff - 0.1 <= third - second < timeout + 2 * backoff + 1.0
     assert await pending(redis, "d1") == 0
-    assert (attempts(dispatcher, "failed"), attempts(dispatcher, "delivered")) == (2, 1)
+    assert (attempts(metrics, "failed"), attempts(metrics, "delivered")) == (2, 1)
 
 
 async def test_after_max_attempts_the_event_is_dropped_but_stays_in_the_stream(
@@ -181,8 +180,9 @@ async def test_after_max_attempts_the_event_is_dropped_but_stays_in_the_stream(
 ) -> None:
     await add_events(redis, "d1", 1)
     receiver.statuses = [500] * 10
-    dispatcher = dispatchers()
-    await run_until([dispatcher], lambda: attempts(dispatcher, "dropped") == 1)
+    metrics = Metrics()
+    dispatcher = dispatchers(metrics=metrics)
+    await run_until([dispatcher], lambda: attempts(metrics, "dropped") == 1)
     assert len(receiver.deliveries) == FAST.max_attempts
     assert await pending(redis, "d1") == 0
     assert await redis.xlen(drop_keys("d1").events) == 1
@@ -197,16 +197,17 @@ async def test_timeouts_and_redirects_are_failures(
 ) -> None:
     await add_events(redis, "d1", 1)
     receiver.statuses = [302]
-    dispatcher = dispatchers()
-    await run_until([dispatcher], lambda: len(receiver.deliveries) == 2)
-    assert attempts(dispatcher, "failed") == 1
+    metrics = Metrics()
+    await run_until([dispatchers(metrics=metrics)], lambda: len(receiver.deliveries) == 2)
+    assert attempts(metrics, "failed") == 1
     receiver.deliveries.clear()
     (slow,) = await add_events(redis, "d2", 1)
     receiver.delay = FAST.timeout_seconds * 2
-    slow_dispatcher = dispatchers()
+    slow_metrics = Metrics()
+    slow_dispatcher = dispatchers(metrics=slow_metrics)
     await run_until([slow_dispatcher], lambda: len(receiver.deliveries) == 1)
     await asyncio.sleep(FAST.timeout_seconds * 2)
-    assert attempts(slow_dispatcher, "failed") == 1
+    assert attempts(slow_metrics, "failed") == 1
     assert await pending(redis, "d2") == 1  # still owed: the receiver never answered in time
     assert receiver.ids() == [slow]
 
@@ -222,11 +223,11 @@ async def test_two_processes_deliver_every_event_once(
     # events, and still well inside the timeout: none of them may be taken over.
     receiver.delay = FAST.timeout_seconds * 0.4
     clients = [Redis.from_url(redis_server.url) for _ in range(2)]
-    pair = []
-    for client in clients:
-        metrics = Metrics()
-        pair.append(WebhookDispatcher(client, platforms(receiver.url), FAST, metrics))
-        METRICS[id(pair[-1])] = metrics
+    metrics = [Metrics(), Metrics()]
+    pair = [
+        WebhookDispatcher(client, platforms(receiver.url), FAST, m)
+        for client, m in zip(clients, metrics, strict=True)
+    ]
     try:
         await run_until(pair, lambda: len(receiver.deliveries) >= len(events))
         await asyncio.sleep(0.5)  # time for a duplicate to show up, if there were one
@@ -234,7 +235,7 @@ async def test_two_processes_deliver_every_event_once(
             await dispatcher.run_once()
             await dispatcher.close()
         assert sorted(receiver.ids()) == sorted(events)
-        assert all(attempts(d, "delivered") > 0 for d in pair), "one process did all the work"
+        assert all(attempts(m, "delivered") > 0 for m in metrics), "one process did all the work"
         assert await pending(redis, "d1") == await pending(redis, "d2") == 0
     finally:
         for c in clients:
