@@ -3,26 +3,41 @@
 Everything runs in this process against a real redis-server that the demo starts and stops,
 talking HTTP to the real server on a free port, so what it prints is what a platform would see.
 First a contention check (many accounts, few units), then scalper bots against humans on an
-unprotected first-come drop and on a protected lottery, side by side. (The full rehearsal tool
-with Locust is ``python -m loadtest.fairness``.)
+unprotected first-come drop and on a protected lottery, side by side, and last what the
+platform's webhook received meanwhile. (The full rehearsal tool with Locust is
+``python -m loadtest.fairness``.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import random
+import secrets
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
+from redis.asyncio import Redis
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from dropserver.app import create_app
-from dropserver.config import PlatformSettings, RedisSettings, Settings
+from dropserver.config import (
+    WEBHOOK_SECRET_PREFIX,
+    PlatformSettings,
+    RedisSettings,
+    Settings,
+    WebhookSettings,
+    WebhookTarget,
+)
 from dropserver.embedded_redis import EmbeddedRedis, free_port
 from dropserver.identity import mint_token
 from dropserver.pow import payload as pow_payload
@@ -39,14 +54,17 @@ async def run_demo(data_dir: Path, *, supply: int, persons: int, accounts: int) 
     redis = EmbeddedRedis(data_dir / "redis")
     print(f"starting redis-server ({redis.binary}) with AOF in {redis.data_dir}")
     redis.start()
-    runner: web.AppRunner | None = None
+    hook = PlatformHook()
+    runners: list[web.AppRunner] = []
     try:
-        settings = Settings(platforms={"demo": PLATFORM}, redis=RedisSettings(url=redis.url))
-        runner = web.AppRunner(create_app(settings), access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port, backlog=settings.server.backlog).start()
-        base = f"http://127.0.0.1:{port}"
+        hook_url = await _serve(runners, hook.app(), "/hooks")
+        platform = replace(PLATFORM, webhook=WebhookTarget(hook_url, hook.secret))
+        settings = Settings(
+            platforms={"demo": platform},
+            redis=RedisSettings(url=redis.url),
+            webhooks=WebhookSettings(poll_seconds=0.1),
+        )
+        base = await _serve(runners, create_app(settings), "", settings.server.backlog)
         print(f"dropserver listening on {base}\n")
         async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=200)) as http:
             await fcfs_crowd(http, supply=supply, persons=persons, accounts=accounts)
@@ -54,11 +72,76 @@ async def run_demo(data_dir: Path, *, supply: int, persons: int, accounts: int) 
             unprotected = await bots_vs_humans(http, protected=False)
             protected = await bots_vs_humans(http, protected=True)
             print_duel(unprotected, protected)
+        print("\n--- the platform's webhook ---")
+        await hook.report(redis.url)
     finally:
-        if runner is not None:
+        for runner in reversed(runners):
             await runner.cleanup()
         redis.stop()
     return 0
+
+
+async def _serve(
+    runners: list[web.AppRunner], app: web.Application, path: str, backlog: int = 128
+) -> str:
+    """Serve ``app`` on a free local port; its URL with ``path``."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    runners.append(runner)
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=backlog).start()
+    return f"http://127.0.0.1:{port}{path}"
+
+
+class PlatformHook:
+    """The platform's side of the webhooks: verifies each delivery's signature as a platform
+    would (with the Standard Webhooks reference verifier) and counts the events by kind."""
+
+    def __init__(self) -> None:
+        self.secret = WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+        self._verifier = Webhook(self.secret)
+        self.kinds: Counter[str] = Counter()
+        self.ids: set[str] = set()
+        self.deliveries = self.forged = 0
+        self._arrived = asyncio.Event()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/hooks", self._receive)
+        return app
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.deliveries += 1
+        try:
+            self._verifier.verify(body, dict(request.headers), json_parse=False)
+        except WebhookVerificationError:
+            self.forged += 1
+            return web.Response(status=401)
+        self.ids.add(request.headers["webhook-id"])
+        self.kinds[orjson.loads(body)["type"]] += 1
+        self._arrived.set()
+        return web.Response(status=204)
+
+    async def report(self, redis_url: str, wait: float = 15.0) -> None:
+        """Once every event of every drop has arrived (or ``wait`` has passed): what came."""
+        client = Redis.from_url(redis_url)
+        try:
+            streams = [key async for key in client.scan_iter(match="{drop:*}:events")]
+            total = sum([await client.xlen(key) for key in streams])
+        finally:
+            await client.aclose()
+        deadline = time.monotonic() + wait
+        while len(self.ids) < total and time.monotonic() < deadline:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), deadline - time.monotonic())
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items()))
+        print(f"received {len(self.ids)} of the {total} events in the drops' streams ({kinds})")
+        print(
+            f"signatures valid: {self.deliveries - self.forged} of {self.deliveries} deliveries;"
+            f" duplicates: {self.deliveries - self.forged - len(self.ids)}"
+        )
 
 
 async def fcfs_crowd(
