@@ -114,14 +114,10 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _webhook_secret(args: argparse.Namespace) -> int:
-    """A Standard Webhooks secret for a platform's ``webhook_secret``: ``whsec_`` and 32 random
-    bytes in base64 (the platform verifies deliveries with the same string)."""
-    import base64
-    import secrets
+    """A Standard Webhooks secret for a platform's ``webhook_secret``."""
+    from dropserver.config import new_webhook_secret
 
-    from dropserver.config import WEBHOOK_SECRET_PREFIX
-
-    print(WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode())
+    print(new_webhook_secret())
     return 0
 
 

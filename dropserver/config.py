@@ -380,6 +380,12 @@ def _webhooks(raw: Mapping[str, Any]) -> WebhookSettings:
 WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
+def new_webhook_secret() -> str:
+    """A random secret in the shape ``webhook_secret`` takes: ``whsec_`` and 32 random bytes in
+    base64 (the platform verifies deliveries with the same string)."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 def _webhook(entry: Mapping[str, Any], where: str) -> WebhookTarget | None:
     url = _str(entry, where, "webhook_url", None)
     secret = _str(entry, where, "webhook_secret", None)

@@ -11,10 +11,8 @@ platform's webhook received meanwhile. (The full rehearsal tool with Locust is
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import random
-import secrets
 import statistics
 import time
 from collections import Counter
@@ -31,12 +29,12 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from dropserver.app import create_app
 from dropserver.config import (
-    WEBHOOK_SECRET_PREFIX,
     PlatformSettings,
     RedisSettings,
     Settings,
     WebhookSettings,
     WebhookTarget,
+    new_webhook_secret,
 )
 from dropserver.embedded_redis import EmbeddedRedis, free_port
 from dropserver.identity import mint_token
@@ -98,7 +96,7 @@ class PlatformHook:
     would (with the Standard Webhooks reference verifier) and counts the events by kind."""
 
     def __init__(self) -> None:
-        self.secret = WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.secret = new_webhook_secret()
         self._verifier = Webhook(self.secret)
         self.kinds: Counter[str] = Counter()
         self.ids: set[str] = set()
