@@ -37,7 +37,7 @@ from redis.exceptions import ResponseError
 from dropserver.config import PlatformSettings, WebhookSettings
 from dropserver.keys import WEBHOOK_GROUP, drop_keys, platform_drops
 from dropserver.metrics import Metrics
-from dropserver.webhooks.messages import Signer, message_of, retry_delay
+from dropserver.webhooks.messages import Signer, message_of
 
 log = logging.getLogger("dropserver.webhooks")
 _SCAN = 100  # pending events looked at per drop and round
@@ -48,6 +48,11 @@ _ROUND_SECONDS = 4.0
 # read for an hour is a process gone (a live one reads every round): deleting it loses nothing.
 _TIDY_EVERY_SECONDS = 300.0
 _GONE_AFTER_MS = 3_600_000
+
+
+def retry_delay(attempts: int, first: float, cap: float) -> float:
+    """Seconds to wait after the ``attempts``-th failed attempt: doubling from ``first``."""
+    return min(first * (1 << min(max(attempts - 1, 0), 30)), cap)
 
 
 @dataclass(frozen=True, slots=True)

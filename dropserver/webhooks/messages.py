@@ -63,8 +63,3 @@ class Signer:
             "webhook-timestamp": str(int(now)),
             "webhook-signature": self._webhook.sign(message.id, sent_at, message.body.decode()),
         }
-
-
-def retry_delay(attempts: int, first: float, cap: float) -> float:
-    """Seconds to wait after the ``attempts``-th failed attempt: doubling from ``first``."""
-    return min(first * (1 << min(max(attempts - 1, 0), 30)), cap)

@@ -25,7 +25,7 @@ from dropserver.config import PlatformSettings, Settings, WebhookSettings, Webho
 from dropserver.embedded_redis import EmbeddedRedis, free_port
 from dropserver.keys import WEBHOOK_GROUP, drop_keys, platform_drops
 from dropserver.metrics import Metrics
-from dropserver.webhooks import WebhookDispatcher
+from dropserver.webhooks import WebhookDispatcher, retry_delay
 from dropserver.webhooks import dispatcher as dispatcher_module
 from tests.helpers import ADMIN, ADMIN_KEY, SECRET, buyer, drop_body
 from tests.test_server import config, start_server, wait_until_up
@@ -150,6 +150,21 @@ def attempts(metrics: Metrics, outcome: str) -> float:
         "dropserver_webhook_attempts_total", {"platform": "acme", "outcome": outcome}
     )
     return sample or 0.0
+
+
+def test_retry_delay_doubles_up_to_the_cap() -> None:
+    assert [retry_delay(n, 5.0, 600.0) for n in range(1, 10)] == [
+        5,
+        10,
+        20,
+        40,
+        80,
+        160,
+        320,
+        600,
+        600,
+    ]
+    assert retry_delay(1000, 5.0, 600.0) == 600
 
 
 async def test_a_failing_receiver_gets_the_event_again_after_a_growing_wait(

@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from dropserver.webhooks.messages import Signer, message_of, retry_delay
+from dropserver.webhooks.messages import Signer, message_of
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 FIELDS = {
@@ -59,18 +59,3 @@ def test_the_signature_verifies_and_binds_body_id_and_time() -> None:
     other = "whsec_" + base64.b64encode(b"o" * 32).decode()
     with pytest.raises(WebhookVerificationError):
         Webhook(other).verify(message.body, headers)
-
-
-def test_retry_delay_doubles_up_to_the_cap() -> None:
-    assert [retry_delay(n, 5.0, 600.0) for n in range(1, 10)] == [
-        5,
-        10,
-        20,
-        40,
-        80,
-        160,
-        320,
-        600,
-        600,
-    ]
-    assert retry_delay(1000, 5.0, 600.0) == 600
