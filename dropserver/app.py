@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.asyncio import Redis, RedisCluster
 
+from dropserver import redis_clients
 from dropserver.appkeys import SERVICES
 from dropserver.background import periodic
-from dropserver.batcher import ScriptBatcher
+from dropserver.batcher import Batcher, ScriptBatcher
+from dropserver.cluster_batcher import ClusterScriptBatcher
 from dropserver.config import Settings
 from dropserver.demand import DemandMeter
 from dropserver.draws import DrawRunner
@@ -56,27 +56,9 @@ async def _services(
     settings: Settings, metrics: Metrics, run_background: bool, app: web.Application
 ) -> AsyncIterator[None]:
     assert settings.redis.url is not None
-    # Every script is safe to resend after a lost reply (each is idempotent or deduplicated by
-    # a request-chosen id), so connection errors are retried: a Redis restart or failover costs
-    # a short pause, not failed purchases. (from_url sets no retry policy by default.)
-    # A blocking pool: under a surge a request waits for a connection instead of failing.
-    connections = BlockingConnectionPool.from_url(
-        settings.redis.url,
-        max_connections=64,
-        timeout=5,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 6),
-    )
-    redis = Redis(connection_pool=connections)
+    redis = redis_clients.connect(settings.redis)
     scripts = load_all()
-    batcher = ScriptBatcher(
-        redis,
-        max_batch=settings.redis.max_batch,
-        max_in_flight=settings.redis.max_in_flight,
-        pipelining=settings.redis.pipelining,
-        metrics=metrics,
-        wait_replicas=settings.redis.wait_replicas,
-        wait_timeout_ms=settings.redis.wait_timeout_ms,
-    )
+    batcher = _batcher(settings, redis, metrics)
     await batcher.load(list(scripts.values()))
     drops = DropStore(redis, batcher, scripts, rehearsal_seed=settings.rehearsal_seed)
     pow_pool = PreDerivationPool(
@@ -149,5 +131,25 @@ async def _services(
         await webhooks.close()
         await asyncio.to_thread(pow_pool.close)
         await batcher.close()
-        # A client built on an explicit pool does not close the pool by itself.
-        await redis.aclose(close_connection_pool=True)
+        await redis_clients.close(redis)
+
+
+def _batcher(settings: Settings, redis: redis_clients.RedisClient, metrics: Metrics) -> Batcher:
+    def batcher(client: Redis) -> ScriptBatcher:
+        return ScriptBatcher(
+            client,
+            max_batch=settings.redis.max_batch,
+            max_in_flight=settings.redis.max_in_flight,
+            pipelining=settings.redis.pipelining,
+            metrics=metrics,
+            wait_replicas=settings.redis.wait_replicas,
+            wait_timeout_ms=settings.redis.wait_timeout_ms,
+        )
+
+    if isinstance(redis, RedisCluster):
+        url = settings.redis.url
+        assert url is not None
+        return ClusterScriptBatcher(
+            redis, lambda host, port: redis_clients.node_client(url, host, port), batcher, metrics
+        )
+    return batcher(redis)

@@ -24,7 +24,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import hiredis
 from redis.asyncio import Redis
@@ -59,6 +59,23 @@ def pack_evalsha(script: Script, keys: Sequence[str], args: Sequence[Arg]) -> by
     ``pack_command`` (a tenth of a purchase's CPU).
     """
     return _pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
+
+
+class Batcher(Protocol):
+    """What the rest of the server calls scripts through: :class:`ScriptBatcher` on one Redis,
+    :class:`dropserver.cluster_batcher.ClusterScriptBatcher` on a Redis Cluster."""
+
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Awaitable[Any]:
+        """The script's reply. ``keys[0]`` names the slot: every key of a call shares it."""
+        ...
+
+    async def load(self, scripts: Sequence[Script]) -> None: ...
+
+    def client_for(self, key: str) -> Redis:
+        """The client of the Redis that holds ``key`` (for a connection of one's own)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class ScriptBatcher:
@@ -134,6 +151,9 @@ class ScriptBatcher:
         """SCRIPT LOAD each script (at start-up, and again after Redis lost its cache)."""
         for script in scripts:
             await self._client.script_load(script.source)
+
+    def client_for(self, key: str) -> Redis:
+        return self._client
 
     def _start_flush(self) -> None:
         self._in_flight += 1

@@ -47,6 +47,9 @@ MAX_IN_FLIGHT = 32  # the connection pool keeps room for the other callers besid
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
     url: str | None = None  # None: start an embedded redis-server
+    # The url names one node of a Redis Cluster: drops spread over its primaries by their hash
+    # tags, and each primary gets its own pipelines (dropserver.cluster_batcher).
+    cluster: bool = False
     data_dir: Path = Path("var/redis")
     appendfsync: str = "everysec"
     # Script calls per pipelined write, and writes awaiting their replies at once (each on its
@@ -320,17 +323,24 @@ def _redis(raw: Mapping[str, Any]) -> RedisSettings:
     _no_unknown(
         where,
         raw,
-        {"url", "data_dir", "appendfsync", "max_batch", "max_in_flight", "pipelining",
-         "wait_replicas", "wait_timeout_ms"},
+        {"url", "cluster", "data_dir", "appendfsync", "max_batch", "max_in_flight",
+         "pipelining", "wait_replicas", "wait_timeout_ms"},
     )  # fmt: skip
     url = _str(raw, where, "url", None)
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{where} url must start with redis://, rediss:// or unix://")
+    cluster = _bool(raw, where, "cluster", False)
+    if cluster and (url is None or url.startswith("unix://")):
+        raise ConfigError(
+            f"{where} cluster = true needs a url naming a node (redis:// or rediss://): an"
+            " embedded Redis is a single server"
+        )
     appendfsync = _str(raw, where, "appendfsync", "everysec")
     if appendfsync not in ("always", "everysec", "no"):
         raise ConfigError(f"{where} appendfsync must be always, everysec or no")
     return RedisSettings(
         url=url,
+        cluster=cluster,
         data_dir=Path(_str(raw, where, "data_dir", "var/redis") or "var/redis"),
         appendfsync=appendfsync,
         max_batch=_int(raw, where, "max_batch", 64, low=1, high=10_000),

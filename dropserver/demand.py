@@ -21,7 +21,7 @@ import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from dropserver.batcher import ScriptBatcher
+from dropserver.batcher import Batcher
 from dropserver.keys import drop_keys
 from dropserver.redis_clock import RedisClock
 from dropserver.scripts import Script
@@ -54,7 +54,7 @@ def level_of(rate: float, thresholds: tuple[float, ...]) -> int:
 class DemandMeter:
     def __init__(
         self,
-        batcher: ScriptBatcher,
+        batcher: Batcher,
         script: Script,
         clock: RedisClock,
         *,

@@ -29,16 +29,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
-from dropserver.batcher import RETRY_DELAYS, RETRYABLE, ScriptBatcher, pack_evalsha
+from dropserver.batcher import RETRY_DELAYS, RETRYABLE, Batcher, pack_evalsha
 from dropserver.drop_store import DropStore
 from dropserver.drops import Drop
 from dropserver.keys import DropKeys, drop_keys, platform_drops
 from dropserver.lottery import build_proof
 from dropserver.metrics import Metrics
+from dropserver.redis_clients import RedisClient
 from dropserver.scripts import Script
 from dropserver.sweeper import Sweeper
 
@@ -142,8 +142,8 @@ class _Link:
 class DrawRunner:
     def __init__(
         self,
-        redis: Redis,
-        batcher: ScriptBatcher,
+        redis: RedisClient,
+        batcher: Batcher,
         scripts: dict[str, Script],
         drops: DropStore,
         sweeper: Sweeper,
@@ -171,7 +171,7 @@ class DrawRunner:
         if reply[0] != 0:
             raise DrawRefused(int(reply[0]), int(reply[1]) if len(reply) > 1 else 0)
         seed = bytes.fromhex(reply[1].decode())
-        async with self._link() as link:
+        async with self._link(keys) as link:
             bulk_of = await self._read_entries(link, keys)
             # build_proof is looked up at call time (the benchmark wraps it to time it).
             proof = await asyncio.to_thread(
@@ -205,10 +205,11 @@ class DrawRunner:
         return DrawOutcome(drop.id, len(order), seconds)
 
     @contextlib.asynccontextmanager
-    async def _link(self) -> AsyncIterator[_Link]:
-        """A connection of the draw's own for its bulk reads and writes, so they neither wait
-        behind the batcher's pipelines nor make request scripts wait behind them."""
-        pool = self._redis.connection_pool
+    async def _link(self, keys: DropKeys) -> AsyncIterator[_Link]:
+        """A connection of the draw's own (to the Redis holding the drop) for its bulk reads
+        and writes, so they neither wait behind the batcher's pipelines nor make request
+        scripts wait behind them."""
+        pool = self._batcher.client_for(keys.meta).connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         link = _Link(connection)
         try:
@@ -256,7 +257,7 @@ class DrawRunner:
         script = self._scripts["draw_write"]
         write_keys = [keys.draw_lock, keys.draw_order_tmp, keys.ranks_tmp]
 
-        async def load() -> None:  # when reconnected: Redis may have lost its script cache
+        async def load() -> None:  # when reconnected: RedisClient may have lost its script cache
             connection = link.connection
             await connection.send_packed_command(
                 connection.pack_command("SCRIPT", "LOAD", script.source), False

@@ -6,13 +6,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from redis.asyncio import Redis
-
 from dropserver import rehearsal
-from dropserver.batcher import ScriptBatcher
+from dropserver.batcher import Batcher
 from dropserver.drops import Drop
 from dropserver.keys import DropKeys, drop_keys, platform_drops
 from dropserver.lottery import commitment, new_seed
+from dropserver.redis_clients import RedisClient
 from dropserver.scripts import Script
 
 
@@ -35,8 +34,8 @@ class Counts:
 class DropStore:
     def __init__(
         self,
-        redis: Redis,
-        batcher: ScriptBatcher,
+        redis: RedisClient,
+        batcher: Batcher,
         scripts: dict[str, Script],
         cache_size: int = 10_000,
         rehearsal_seed: bytes | None = None,
@@ -96,12 +95,10 @@ class DropStore:
         if entry is None:
             return None
         drop, keys = entry
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hget(keys.meta, "closed_at")
-            pipe.hgetall(keys.counts)
-            pipe.llen(keys.free_serials)
-            pipe.time()
-            closed_at, counts, free, (sec, usec) = await pipe.execute()
+        closed_at, flat, free, sec, usec = await self._batcher.run(
+            self._scripts["drop_counts"], [keys.meta, keys.counts, keys.free_serials], []
+        )
+        counts = dict(zip(flat[::2], flat[1::2], strict=True))
         now = int(sec) * 1000 + int(usec) // 1000
         return replace(drop, closed_at=int(closed_at or 0)), _counts(
             drop, counts, free, closed_at, now

@@ -71,6 +71,12 @@ class Metrics:
             registry=r,
         )
         self.redis_errors = Counter("dropserver_redis_errors", "Failed round trips", registry=r)
+        self.redis_redirects = Counter(
+            "dropserver_redis_redirects",
+            "Script calls a Redis Cluster redirected (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) and"
+            " that were sent again: a slot moving or a failover",
+            registry=r,
+        )
         self.webhook_attempts = Counter(
             "dropserver_webhook_attempts",
             "Webhook deliveries by outcome: delivered, failed (retried later), dropped (gave up)",

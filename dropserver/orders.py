@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
-from dropserver.batcher import ScriptBatcher
+from dropserver.batcher import Batcher
 from dropserver.drops import DROP_ID
 from dropserver.errors import ApiError, conflict, not_found
 from dropserver.ids import random_hex128
 from dropserver.keys import DropKeys, drop_keys
+from dropserver.redis_clients import RedisClient
 from dropserver.scripts import Script
 from dropserver.timefmt import format_ms
 
@@ -62,7 +62,7 @@ def fresh_order_ids(drop_id: str, count: int) -> list[str]:
 
 
 class OrderStore:
-    def __init__(self, redis: Redis, batcher: ScriptBatcher, scripts: dict[str, Script]) -> None:
+    def __init__(self, redis: RedisClient, batcher: Batcher, scripts: dict[str, Script]) -> None:
         self._redis = redis
         self._batcher = batcher
         self._confirm = scripts["confirm_order"]

@@ -6,22 +6,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from redis.asyncio import Redis
-
 from dropserver.drops import Drop
 from dropserver.keys import DropKeys
 from dropserver.lottery import ALGORITHM, format_entries
+from dropserver.redis_clients import RedisClient
 from dropserver.timefmt import format_ms
 
 _RANGE = 10_000  # draw-order items per LRANGE
 
 
-async def draw_state(redis: Redis, keys: DropKeys) -> dict[str, str]:
+async def draw_state(redis: RedisClient, keys: DropKeys) -> dict[str, str]:
     raw: dict[bytes, bytes] = await redis.hgetall(keys.draw)  # type: ignore[assignment]
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
-async def drawn_receipts(redis: Redis, keys: DropKeys, count: int) -> list[str]:
+async def drawn_receipts(redis: RedisClient, keys: DropKeys, count: int) -> list[str]:
     """The drawn part of the draw order (fair-start arrivals after the window excluded)."""
     receipts: list[str] = []
     for start in range(0, count, _RANGE):
@@ -32,7 +31,7 @@ async def drawn_receipts(redis: Redis, keys: DropKeys, count: int) -> list[str]:
     return receipts
 
 
-async def proof(redis: Redis, drop: Drop, keys: DropKeys) -> dict[str, Any]:
+async def proof(redis: RedisClient, drop: Drop, keys: DropKeys) -> dict[str, Any]:
     state = await draw_state(redis, keys)
     body: dict[str, Any] = {
         "drop_id": drop.id,

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from redis.asyncio import Redis
-
 from dropserver.keys import drop_keys
+from dropserver.redis_clients import RedisClient
 
 
 class RefusalTally:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._counts: Counter[tuple[str, str]] = Counter()  # (drop id, reason) -> refusals
 

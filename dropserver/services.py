@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
-from dropserver.batcher import ScriptBatcher
+from dropserver.batcher import Batcher
 from dropserver.config import Settings
 from dropserver.demand import DemandMeter
 from dropserver.draws import DrawRunner
@@ -15,6 +13,7 @@ from dropserver.gate import Gate
 from dropserver.identity import BuyerVerifier, PlatformAuthenticator
 from dropserver.metrics import Metrics
 from dropserver.orders import OrderStore
+from dropserver.redis_clients import RedisClient
 from dropserver.redis_clock import RedisClock
 from dropserver.refusals import RefusalTally
 from dropserver.scripts import Script
@@ -24,8 +23,8 @@ from dropserver.sweeper import Sweeper
 @dataclass(slots=True)
 class Services:
     settings: Settings
-    redis: Redis
-    batcher: ScriptBatcher
+    redis: RedisClient
+    batcher: Batcher
     scripts: dict[str, Script]
     drops: DropStore
     orders: OrderStore

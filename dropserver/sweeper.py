@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from redis.asyncio import Redis
-
-from dropserver.batcher import ScriptBatcher
+from dropserver.batcher import Batcher
 from dropserver.config import SweeperSettings
 from dropserver.drop_store import DropStore
 from dropserver.keys import drop_keys, platform_drops
 from dropserver.metrics import Metrics
 from dropserver.orders import fresh_order_ids, order_script_keys
+from dropserver.redis_clients import RedisClient
 from dropserver.scripts import Script
 
 log = logging.getLogger("dropserver.sweeper")
@@ -27,8 +26,8 @@ _IDS_PER_CALL = 64  # holds a queued drop may hand out per call; more calls foll
 class Sweeper:
     def __init__(
         self,
-        redis: Redis,
-        batcher: ScriptBatcher,
+        redis: RedisClient,
+        batcher: Batcher,
         script: Script,
         drops: DropStore,
         platforms: Iterable[str],

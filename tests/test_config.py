@@ -79,6 +79,13 @@ def test_batching_settings(tmp_path: Path) -> None:
     assert (settings.max_batch, settings.max_in_flight) == (16, 4)
 
 
+def test_cluster_setting(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, GOOD), env={}).redis.cluster is False
+    env = {"DROPSERVER_REDIS_CLUSTER": "true", "DROPSERVER_REDIS_URL": "redis://node-1:7000"}
+    settings = load_settings(write(tmp_path, GOOD), env=env).redis
+    assert (settings.cluster, settings.url) == (True, "redis://node-1:7000")
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
@@ -101,6 +108,9 @@ def test_batching_settings(tmp_path: Path) -> None:
         (GOOD + "[redis]\nmax_in_flight = 33\n", "max_in_flight"),
         (GOOD + "[redis]\nwait_replicas = -1\n", "wait_replicas"),
         (GOOD + "[redis]\nwait_timeout_ms = 0\n", "wait_timeout_ms"),
+        (GOOD + "[redis]\ncluster = true\n", "needs a url"),
+        (GOOD + "[redis]\ncluster = true\nurl = 'unix:///tmp/r.sock'\n", "needs a url"),
+        (GOOD + "[redis]\ncluster = 'yes'\n", "cluster must be true or false"),
         ("not toml [", "not valid TOML"),
         (GOOD + f'webhook_url = "{HOOK_URL}"\n', "go together"),
         (GOOD + f'webhook_secret = "{HOOK_SECRET}"\n', "go together"),

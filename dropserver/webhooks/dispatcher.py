@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from dropserver.config import PlatformSettings, WebhookSettings
 from dropserver.keys import WEBHOOK_GROUP, drop_keys, platform_drops
 from dropserver.metrics import Metrics
+from dropserver.redis_clients import RedisClient
 from dropserver.webhooks.messages import Signer, message_of
 
 log = logging.getLogger("dropserver.webhooks")
@@ -72,7 +72,7 @@ class _Stream:
 class WebhookDispatcher:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         platforms: Mapping[str, PlatformSettings],
         settings: WebhookSettings,
         metrics: Metrics,
