@@ -47,6 +47,7 @@ COUNTERS = {
     "dropserver_ratelimit_rejections": {"drop", "kind"},
     "dropserver_lottery_entries": {"drop", "outcome"},
     "dropserver_redis_errors": set(),
+    "dropserver_redis_redirects": set(),
     "dropserver_webhook_attempts": {"platform", "outcome"},
 }
 HISTOGRAMS = {

@@ -603,7 +603,8 @@ def build() -> dict[str, Any]:
     lay.add(
         timeseries(
             "Redis round trips and errors",
-            "Successful round trips and failed ones per second, per instance.",
+            "Successful round trips and failed ones per second, per instance; on a Redis"
+            " Cluster also the script calls redirected (a slot moving, a failover).",
             targets(
                 (
                     "sum by (instance) (rate(dropserver_redis_roundtrip_seconds_count"
@@ -613,6 +614,10 @@ def build() -> dict[str, Any]:
                 (
                     f"sum by (instance) (rate(dropserver_redis_errors_total{{{INST}}}[{RI}]))",
                     "errors {{instance}}",
+                ),
+                (
+                    f"sum by (instance) (rate(dropserver_redis_redirects_total{{{INST}}}[{RI}]))",
+                    "redirected {{instance}}",
                 ),
             ),
             unit="ops",
