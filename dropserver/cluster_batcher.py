@@ -7,9 +7,13 @@ single Redis; calls for drops on different primaries travel in parallel.
 When a slot moves (resharding, a failover), the old primary answers ``MOVED`` (or ``ASK`` /
 ``TRYAGAIN`` while the slot's keys migrate, ``CLUSTERDOWN`` while a failover settles). Such a
 reply means the script did not run, so the call is routed again on a fresh view of the cluster
-and sent again, after a short pause, for about 4 s; then the request gets 503. ``ASK`` is not
-followed to the importing primary (a script's keys must all be on one side): the call waits
-for the move of the slot's keys to finish, so moving a drop's slot pauses its sales meanwhile.
+and sent again, after a short pause, for about 4 s; then the request gets 503. A primary that
+cannot be reached at all (it died; its replica is being promoted) is treated the same way once
+its batcher has given up reconnecting: every script is safe to send twice (each is idempotent
+or deduplicated by an id the request chose), so resending to the new primary cannot allocate
+twice. ``ASK`` is not followed to the importing primary (a script's keys must all be on one
+side): the call waits for the move of the slot's keys to finish, so moving a drop's slot
+pauses its sales meanwhile.
 """
 
 from __future__ import annotations
@@ -19,14 +23,23 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
-from redis.exceptions import AskError, ClusterDownError, ClusterError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
-from dropserver.batcher import Arg, ScriptBatcher
+from dropserver.batcher import RETRYABLE, Arg, ScriptBatcher
 from dropserver.metrics import Metrics
 from dropserver.scripts import Script
 
 # MovedError is an AskError. A redirected call did not run: safe to send again.
 REDIRECTED = (AskError, TryAgainError, ClusterDownError)
+# What sends a call to the cluster's current view again: a redirection, or a primary that
+# stayed unreachable through its batcher's reconnects.
+REROUTED = (*REDIRECTED, *RETRYABLE)
 # Pauses before each new attempt: enough for a slot's migration of a drop's keys or a
 # failover's election (cluster-node-timeout is typically a few seconds; the last attempts wait).
 REDIRECT_DELAYS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -56,21 +69,24 @@ class ClusterScriptBatcher:
         for delay in REDIRECT_DELAYS:
             try:
                 return await self._route(keys[0]).run(script, keys, args)
-            except REDIRECTED as exc:
+            except REROUTED as exc:
                 redirected = exc
-                if self._metrics:
+                if self._metrics and isinstance(exc, REDIRECTED):
                     self._metrics.redis_redirects.inc()
                 await asyncio.sleep(delay)
                 await self.refresh()
         # Not a script's refusal but storage that is not there yet: the request gets 503.
         raise ClusterError(
-            f"the slot of {keys[0]} was still moving after {len(REDIRECT_DELAYS)} attempts"
+            f"the slot of {keys[0]} had no reachable primary after {len(REDIRECT_DELAYS)} attempts"
         ) from redirected
 
     def _route(self, key: str) -> ScriptBatcher:
         batcher = self._by_key.get(key)
         if batcher is None:
-            node = self._cluster.get_node_from_key(key)
+            try:
+                node = self._cluster.get_node_from_key(key)
+            except SlotNotCoveredError:
+                node = None
             if node is None:  # the slot has no primary: a failover in progress
                 raise ClusterDownError(f"no primary serves the slot of {key}")
             batcher = self._by_node.get(node.name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,10 @@ SLOTS = 16384
 
 
 class EmbeddedCluster:
-    def __init__(self, base: Path, primaries: int = 3) -> None:
+    """``primaries`` primaries (``nodes[:primaries]``), each with ``replicas`` replicas."""
+
+    def __init__(self, base: Path, primaries: int = 3, replicas: int = 0) -> None:
+        self.primaries = primaries
         self.nodes = [
             EmbeddedRedis(
                 base / f"node{i}",
@@ -36,7 +39,7 @@ class EmbeddedCluster:
                     "2000",
                 ),
             )
-            for i in range(primaries)
+            for i in range(primaries * (1 + replicas))
         ]
 
     @property
@@ -47,18 +50,21 @@ class EmbeddedCluster:
         for node in self.nodes:
             node.start()
         clients = [sync_redis.Redis(port=node.port) for node in self.nodes]
+        primaries = clients[: self.primaries]
         try:
-            share = SLOTS // len(clients)
-            for i, client in enumerate(clients):
-                last = SLOTS if i == len(clients) - 1 else (i + 1) * share
+            share = SLOTS // len(primaries)
+            for i, client in enumerate(primaries):
+                last = SLOTS if i == len(primaries) - 1 else (i + 1) * share
                 client.execute_command("CLUSTER ADDSLOTS", *range(i * share, last))
             for node in self.nodes[1:]:
                 clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
             deadline = time.monotonic() + timeout
-            while not all(_ready(c, len(clients)) for c in clients):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the cluster did not come up")
-                time.sleep(0.05)
+            _wait(lambda: all(_known(c, len(clients)) for c in clients), deadline)
+            for i, client in enumerate(clients[self.primaries :]):
+                primary = primaries[i % self.primaries].execute_command("CLUSTER MYID")
+                client.execute_command("CLUSTER REPLICATE", primary.decode())
+            _wait(lambda: all(_ready(c, len(clients)) for c in clients), deadline)
+            _wait(lambda: all(_replicating(c) for c in clients[self.primaries :]), deadline)
         finally:
             for client in clients:
                 client.close()
@@ -85,6 +91,22 @@ def _free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def _wait(condition: Callable[[], bool], deadline: float) -> None:
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the cluster did not come up")
+        time.sleep(0.05)
+
+
+def _known(client: sync_redis.Redis, nodes: int) -> bool:
+    return int(client.cluster("INFO")["cluster_known_nodes"]) == nodes
+
+
+def _replicating(client: sync_redis.Redis) -> bool:
+    info = client.info("replication")
+    return bool(info["role"] == "slave" and info.get("master_link_status") == "up")
 
 
 def _ready(client: sync_redis.Redis, nodes: int) -> bool:
