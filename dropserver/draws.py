@@ -257,7 +257,7 @@ class DrawRunner:
         script = self._scripts["draw_write"]
         write_keys = [keys.draw_lock, keys.draw_order_tmp, keys.ranks_tmp]
 
-        async def load() -> None:  # when reconnected: RedisClient may have lost its script cache
+        async def load() -> None:  # when reconnected: Redis may have lost its script cache
             connection = link.connection
             await connection.send_packed_command(
                 connection.pack_command("SCRIPT", "LOAD", script.source), False
