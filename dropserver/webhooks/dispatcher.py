@@ -206,11 +206,10 @@ class WebhookDispatcher:
                     idle=self.due_after_ms(1),
                 )  # fmt: skip
             replies = await pipe.execute(raise_on_error=False)
-        started = 0
+        due: list[tuple[_Stream, bytes, int, int]] = []  # stream, entry, attempts, threshold
+        room = self._room()
         for s, reply in self._answered(streams, replies):
             for pending in reply:
-                if not self._room():
-                    return started
                 entry_id: bytes = pending["message_id"]
                 attempts: int = pending["times_delivered"]
                 threshold = self.due_after_ms(attempts)
@@ -219,18 +218,26 @@ class WebhookDispatcher:
                     continue
                 if attempts >= self._settings.max_attempts:
                     await self._give_up_claimed(s, entry_id, threshold)
-                    continue
-                # The claim's minimum idle time is the threshold itself: of two processes
-                # that both saw the event due, only the first gets it.
-                claimed: list[tuple[bytes, dict[bytes, bytes] | None]] = await self._redis.xclaim(
-                    s.key, WEBHOOK_GROUP, self.consumer, threshold, [entry_id]
-                )  # type: ignore[assignment]
-                for claimed_id, fields in claimed:
-                    if fields is None:  # trimmed from the stream: nothing left to send
-                        await self._redis.xack(s.key, WEBHOOK_GROUP, claimed_id)
-                    else:
-                        self._start(s, claimed_id, fields, attempt=attempts + 1)
-                        started += 1
+                elif len(due) < room:
+                    due.append((s, entry_id, attempts, threshold))
+        if not due:
+            return 0
+        # One round trip for all the claims. The claim's minimum idle time is the threshold
+        # itself: of two processes that both saw an event due, only the first gets it.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for s, entry_id, _, threshold in due:
+                pipe.xclaim(s.key, WEBHOOK_GROUP, self.consumer, threshold, [entry_id])
+            claims = await pipe.execute(raise_on_error=False)
+        started = 0
+        for (s, _, attempts, _), claimed in zip(due, claims, strict=True):
+            if self._failed(s, claimed):
+                continue
+            for claimed_id, fields in claimed:
+                if fields is None:  # trimmed from the stream: nothing left to send
+                    await self._redis.xack(s.key, WEBHOOK_GROUP, claimed_id)
+                else:
+                    self._start(s, claimed_id, fields, attempt=attempts + 1)
+                    started += 1
         return started
 
     async def _give_up_claimed(self, s: _Stream, entry_id: bytes, threshold: int) -> None:
@@ -262,16 +269,21 @@ class WebhookDispatcher:
     def _answered(
         self, streams: list[_Stream], replies: list[Any]
     ) -> Iterator[tuple[_Stream, Any]]:
-        """Each stream with its reply from a pipeline, skipping the failed ones. NOGROUP means
-        Redis lost the group (a flush, a restart without persistence): it is made again in the
-        next round."""
+        """Each stream with its reply from a pipeline, skipping the failed ones."""
         for s, reply in zip(streams, replies, strict=True):
-            if not isinstance(reply, Exception):
+            if not self._failed(s, reply):
                 yield s, reply
-            elif "NOGROUP" in str(reply):
-                self._grouped.discard(s.key)
-            else:
-                log.warning("webhooks: reading %s failed: %s", s.key, reply)
+
+    def _failed(self, s: _Stream, reply: Any) -> bool:
+        """Whether a stream's reply from a pipeline is an error. NOGROUP means Redis lost the
+        group (a flush, a restart without persistence): it is made again in the next round."""
+        if not isinstance(reply, Exception):
+            return False
+        if "NOGROUP" in str(reply):
+            self._grouped.discard(s.key)
+        else:
+            log.warning("webhooks: reading %s failed: %s", s.key, reply)
+        return True
 
     # --- one delivery ------------------------------------------------------------------------
 
