@@ -24,10 +24,10 @@ from standardwebhooks import Webhook
 from dropserver.app import create_app
 from dropserver.appkeys import SERVICES
 from dropserver.config import RedisSettings, Settings
+from dropserver.embedded_cluster import EmbeddedCluster
 from dropserver.embedded_redis import free_port
 from dropserver.keys import drop_keys
 from dropserver.scripts import load_all
-from tests.cluster.conftest import EmbeddedCluster
 from tests.helpers import ADMIN, buyer, drop_body, rfc3339
 from tests.test_gate import SMALL_POW, solved
 from tests.test_purchase import stats

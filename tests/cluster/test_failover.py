@@ -20,8 +20,8 @@ from redis.crc import key_slot
 
 from dropserver.app import create_app
 from dropserver.config import RedisSettings, Settings
+from dropserver.embedded_cluster import EmbeddedCluster
 from dropserver.keys import drop_keys
-from tests.cluster.conftest import EmbeddedCluster
 from tests.cluster.test_cluster import buy, create_on, primary_of
 from tests.helpers import ADMIN
 from tests.test_purchase import stats
