@@ -61,35 +61,44 @@ class Bench:
 
 @asynccontextmanager
 async def app_with_drop(
-    *, supply: int, per_person_limit: int, pow: dict[str, Any] | None, pool_target: int = 256
+    *,
+    supply: int,
+    per_person_limit: int,
+    pow: dict[str, Any] | None,
+    pool_target: int = 256,
+    cluster: bool = False,
 ) -> AsyncIterator[Bench]:
-    """The app on an embedded Redis, with no periodic tasks (the sweeper and the demand reports
-    would run in the measured window), and an FCFS drop open since 2020."""
+    """The app on an embedded Redis (or, with ``cluster``, a local Redis Cluster of three
+    primaries), with no periodic tasks (the sweeper and the demand reports would run in the
+    measured window), and an FCFS drop open since 2020."""
     from aiohttp.test_utils import TestClient, TestServer
 
     from dropserver.app import create_app
     from dropserver.config import PlatformSettings, PowSettings, RedisSettings, Settings
+    from dropserver.embedded_cluster import EmbeddedCluster
     from dropserver.embedded_redis import EmbeddedRedis
 
     platform = PlatformSettings("b", (API_KEY,), "s" * 40)
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp)) as redis:
-        settings = Settings(
-            platforms={"b": platform},
-            redis=RedisSettings(url=redis.url),
-            pow=PowSettings(pool_target=pool_target),
-        )
-        app = create_app(settings, run_background=False)
-        async with TestClient(TestServer(app)) as client:
-            spec = {
-                "title": "bench", "supply": supply, "mode": "fcfs",
-                "per_person_limit": per_person_limit, "opens_at": "2020-01-01T00:00:00Z",
-                "pow": pow,
-            }  # fmt: skip
-            resp = await client.post(
-                "/v1/drops", json=spec, headers={"Authorization": f"Bearer {API_KEY}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        redis = EmbeddedCluster(Path(tmp)) if cluster else EmbeddedRedis(Path(tmp))
+        with redis:
+            settings = Settings(
+                platforms={"b": platform},
+                redis=RedisSettings(url=redis.url, cluster=cluster),
+                pow=PowSettings(pool_target=pool_target),
             )
-            assert resp.status == 201, await resp.text()
-            yield Bench(app, client, platform, (await resp.json())["id"])
+            app = create_app(settings, run_background=False)
+            async with TestClient(TestServer(app)) as client:
+                spec = {
+                    "title": "bench", "supply": supply, "mode": "fcfs",
+                    "per_person_limit": per_person_limit, "opens_at": "2020-01-01T00:00:00Z",
+                    "pow": pow,
+                }  # fmt: skip
+                resp = await client.post(
+                    "/v1/drops", json=spec, headers={"Authorization": f"Bearer {API_KEY}"}
+                )
+                assert resp.status == 201, await resp.text()
+                yield Bench(app, client, platform, (await resp.json())["id"])
 
 
 async def stocked(app: Any, pow: dict[str, Any], stock: int) -> None:

@@ -2,12 +2,14 @@
 mocked requests, 64 at a time as a server under load would run them, against an embedded Redis.
 
     .venv/bin/python bench/purchase_handler.py [--calls 40000] [--runs 3] [--compare DIR]
+        [--cluster]
 
 Prints the server process's CPU microseconds per purchase (the handler, the shared round trips
 and the reply; not the HTTP parsing and writing that ``bench_http.py`` adds, nor Redis's own
 CPU, which runs in its own process). ``--compare DIR`` alternates the runs with the dropserver
 package of another checkout (``git worktree add DIR COMMIT``), so that a change is measured
-before and after in one run.
+before and after in one run; ``--cluster`` alternates them with the same checkout on a local
+Redis Cluster (the drop on one of its three primaries): what routing by slot costs a call.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ PERSONS = 2_000  # with a limit of 1,000 each: room for 2,000,000 purchases
 CONCURRENCY = 64
 
 
-async def measure(calls: int, prepare_only: bool = False) -> float:
+async def measure(calls: int, prepare_only: bool = False, cluster: bool = False) -> float:
     from aiohttp import streams
     from aiohttp.test_utils import make_mocked_request
 
     from dropserver.identity import mint_token
 
-    async with app_with_drop(supply=10_000_000, per_person_limit=1_000, pow=None) as bench:
+    async with app_with_drop(
+        supply=10_000_000, per_person_limit=1_000, pow=None, cluster=cluster
+    ) as bench:
         app, platform, drop_id = bench.app, bench.platform, bench.drop_id
         tokens = [mint_token(platform, account=f"a{i}", person=f"a{i}") for i in range(PERSONS)]
         handler = next(
@@ -130,6 +134,11 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=40_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--compare", type=Path, help="another checkout to alternate with")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also alternate with a local Redis Cluster of three primaries ([redis] cluster)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -137,18 +146,21 @@ def main() -> int:
         use_checkout(args.child)
         import uvloop
 
-        print(f"{uvloop.run(measure(args.calls, args.prepare_only)):.1f}")
+        print(f"{uvloop.run(measure(args.calls, args.prepare_only, args.cluster)):.1f}")
         return 0
-    checkouts = [ROOT] + ([args.compare.resolve()] if args.compare else [])
+    variants = [(ROOT, False)] + ([(ROOT, True)] if args.cluster else [])
+    variants += [(args.compare.resolve(), False)] if args.compare else []
     for run in range(args.runs):
-        for checkout in checkouts:
+        for checkout, cluster in variants:
             out = subprocess.run(
-                [sys.executable, __file__, "--child", str(checkout), "--calls", str(args.calls)],
+                [sys.executable, __file__, "--child", str(checkout), "--calls", str(args.calls)]
+                + (["--cluster"] if cluster else []),
                 capture_output=True,
                 text=True,
                 check=True,
             )
-            print(f"run {run + 1}, {checkout}: {out.stdout.strip()} us of CPU per purchase")
+            where = f"{checkout}{' on a Redis Cluster' if cluster else ''}"
+            print(f"run {run + 1}, {where}: {out.stdout.strip()} us of CPU per purchase")
     return 0
 
 
