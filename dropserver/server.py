@@ -49,7 +49,9 @@ def serve(settings: Settings) -> None:
     embedded: EmbeddedRedis | None = None
     if settings.redis.url is None:
         embedded = EmbeddedRedis(
-            settings.redis.data_dir.resolve(), appendfsync=settings.redis.appendfsync
+            settings.redis.data_dir.resolve(),
+            appendfsync=settings.redis.appendfsync,
+            binary=settings.redis.server,
         )
         url = embedded.start()
         log.info("embedded redis-server (AOF on) at %s, data in %s", url, embedded.data_dir)

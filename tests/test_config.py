@@ -79,6 +79,18 @@ def test_batching_settings(tmp_path: Path) -> None:
     assert (settings.max_batch, settings.max_in_flight) == (16, 4)
 
 
+def test_embedded_server_binary(tmp_path: Path) -> None:
+    """DROPSERVER_REDIS_SERVER, which names the embedded server's binary, is the env override
+    of [redis] server (it made `dropserver serve` refuse to start as an unknown key)."""
+    assert load_settings(write(tmp_path, GOOD), env={}).redis.server is None
+    env = {"DROPSERVER_REDIS_SERVER": "/opt/redis/bin/redis-server"}
+    assert (
+        load_settings(write(tmp_path, GOOD), env=env).redis.server == "/opt/redis/bin/redis-server"
+    )
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_settings(write(tmp_path, GOOD), env={"DROPSERVER_REDIS_SERVR": "x"})
+
+
 def test_cluster_setting(tmp_path: Path) -> None:
     assert load_settings(write(tmp_path, GOOD), env={}).redis.cluster is False
     env = {"DROPSERVER_REDIS_CLUSTER": "true", "DROPSERVER_REDIS_URL": "redis://node-1:7000"}
