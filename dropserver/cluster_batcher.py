@@ -7,9 +7,10 @@ single Redis; calls for drops on different primaries travel in parallel.
 When a slot moves (resharding, a failover), the old primary answers ``MOVED`` (or ``ASK`` /
 ``TRYAGAIN`` while the slot's keys migrate, ``CLUSTERDOWN`` while a failover settles). Such a
 reply means the script did not run, so the call is routed again on a fresh view of the cluster
-and sent again, after a short pause, for about 4 s; then the request gets 503. A primary that
-cannot be reached at all (it died; its replica is being promoted) is treated the same way once
-its batcher has given up reconnecting: every script is safe to send twice (each is idempotent
+and sent again, after a short pause, for about 4 s of pauses; then the request gets 503. A
+primary that cannot be reached at all (it died; its replica is being promoted) is treated the
+same way once its batcher has given up reconnecting (which adds its own second or so per
+attempt): every script is safe to send twice (each is idempotent
 or deduplicated by an id the request chose), so resending to the new primary cannot allocate
 twice. ``ASK`` is not followed to the importing primary (a script's keys must all be on one
 side): the call waits for the move of the slot's keys to finish, so moving a drop's slot
