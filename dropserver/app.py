@@ -150,6 +150,6 @@ def _batcher(settings: Settings, redis: redis_clients.RedisClient, metrics: Metr
         url = settings.redis.url
         assert url is not None
         return ClusterScriptBatcher(
-            redis, lambda host, port: redis_clients.node_client(url, host, port), batcher, metrics
+            redis, partial(redis_clients.node_client, url), batcher, metrics
         )
     return batcher(redis)

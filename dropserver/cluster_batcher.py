@@ -32,6 +32,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from dropserver import redis_clients
 from dropserver.batcher import RETRYABLE, Arg, ScriptBatcher
 from dropserver.metrics import Metrics
 from dropserver.scripts import Script
@@ -126,4 +127,4 @@ class ClusterScriptBatcher:
         self._by_key.clear()
         for batcher in batchers:
             await batcher.close()
-            await batcher.client_for("").aclose(close_connection_pool=True)
+            await redis_clients.close(batcher.client_for(""))

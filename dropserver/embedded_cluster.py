@@ -137,6 +137,6 @@ def _ready(client: sync_redis.Redis, nodes: int) -> bool:
     info = client.cluster("INFO")
     return (
         info["cluster_state"] == "ok"
-        and int(info["cluster_known_nodes"]) == nodes
+        and _known(client, nodes)
         and int(info["cluster_slots_assigned"]) == SLOTS
     )

@@ -29,7 +29,7 @@ from dropserver.embedded_redis import free_port
 from dropserver.keys import drop_keys
 from dropserver.scripts import load_all
 from tests.helpers import ADMIN, buyer, drop_body, rfc3339
-from tests.test_gate import SMALL_POW, solved
+from tests.test_gate import SMALL_POW, purchase, solved
 from tests.test_purchase import stats
 from tests.test_server import config, start_server, wait_until_up
 from tests.webhooks.test_dispatcher import FAST, WEBHOOK_SECRET, Receiver, platforms, wait_for
@@ -69,12 +69,9 @@ async def create_on(
 
 
 async def buy(
-    client: TestClient, drop_id: str, account: str, person: str, body: Any = None
+    client: TestClient, drop_id: str, account: str, person: str
 ) -> tuple[int, dict[str, Any]]:
-    resp = await client.post(
-        f"/v1/drops/{drop_id}/purchase", json=body or {}, headers=buyer(account, person)
-    )
-    return resp.status, await resp.json()
+    return await purchase(client, drop_id, buyer(account, person), None)
 
 
 async def test_drops_spread_over_primaries_and_sell_exactly(
