@@ -313,6 +313,22 @@ def command_stats(client: Any) -> dict[str, dict[str, float]]:
     return stats
 
 
+def fresh_redis(client: Any) -> None:
+    """Empty Redis and compact its AOF, so that every target starts from the same state.
+    Otherwise a later target runs on the earlier targets' orders, and the AOF rewrites that
+    its own writes trigger (each a fork that compresses the whole dataset, on the cores the
+    run shares) cost it more than they cost the first."""
+    client.flushall()
+    client.bgrewriteaof()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        persistence = client.info("persistence")
+        if not (persistence["aof_rewrite_in_progress"] or persistence["aof_rewrite_scheduled"]):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the AOF rewrite before the target did not finish within 60 s")
+
+
 def batch_totals(base: str) -> tuple[float, float]:
     """(calls, batches) the server's batcher has sent so far, from its /metrics."""
     text = urllib.request.urlopen(f"{base}/metrics").read().decode()
@@ -384,6 +400,14 @@ def main() -> int:
         "run a minute earlier then counts for less)",
     )
     parser.add_argument(
+        "--redis-server",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="one more option of the embedded redis-server (repeatable), its name and value "
+        "joined by '=', e.g. --redis-server=--auto-aof-rewrite-min-size=1gb",
+    )
+    parser.add_argument(
         "--calibrate",
         nargs="*",
         type=int,
@@ -423,7 +447,11 @@ def main() -> int:
     dropserver = str(Path(python).parent / "dropserver")
     with (
         tempfile.TemporaryDirectory(prefix="bench-") as tmp_name,
-        EmbeddedRedis(Path(tmp_name) / "redis", appendfsync="everysec") as redis,
+        EmbeddedRedis(
+            Path(tmp_name) / "redis",
+            appendfsync="everysec",
+            extra_args=[part for option in args.redis_server for part in option.split("=", 1)],
+        ) as redis,
         ExitStack() as pairs,
     ):
         tmp = Path(tmp_name)
@@ -465,6 +493,8 @@ def main() -> int:
         for target in targets:
             port = ports[target.server]
             compare = target.server.endswith("-compare")
+            if target.server != "bare":
+                fresh_redis(redis_client)
             # Each server runs in its own checkout: `python -m` and the proof-of-work pool's
             # worker processes import dropserver from the working directory first (run from
             # this checkout, a [compare] server ran this checkout's code, not the other's).
@@ -481,6 +511,7 @@ def main() -> int:
                 redis_client.config_resetstat()
                 batches_before = batch_totals(base) if target.server != "bare" else (0, 0)
                 before = cpu_seconds(proc.pid), cpu_seconds(redis.pid)
+                rewrites_before = redis_client.info("persistence")["aof_rewrites"]
                 busy_before = machine_busy()
                 with profiler(proc.pid, target.name, args.duration if args.profile else 0):
                     target.result = run_wrk(
@@ -508,6 +539,10 @@ def main() -> int:
                     1,
                 )
                 target.result["redis_commands"] = command_stats(redis_client)
+                # An AOF rewrite forks Redis and compresses the whole dataset on the cores
+                # the run shares; a drop's own writes trigger it (auto-aof-rewrite-*).
+                persistence = redis_client.info("persistence")
+                target.result["aof_rewrites"] = persistence["aof_rewrites"] - rewrites_before
                 if target.server != "bare":
                     calls, batches = (
                         a - b for a, b in zip(batch_totals(base), batches_before, strict=True)

@@ -35,6 +35,7 @@ TARGETS = {
     "served-bare": ["served.py", "--target", "bare"],
     "served-challenge": ["served.py", "--target", "challenge"],
     "served-purchase": ["served.py", "--target", "purchase"],
+    "served-pow-purchase": ["served.py", "--target", "pow-purchase"],
 }
 
 

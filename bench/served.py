@@ -3,10 +3,12 @@ sockets and no load generator. What it measures is everything the server's Pytho
 request: parsing, routing, the handler, and writing the response. The kernel's share and wrk's
 are left out.
 
-    .venv/bin/python bench/served.py [--target bare|challenge|purchase] [--calls 20000]
+    .venv/bin/python bench/served.py [--target bare|challenge|purchase|pow-purchase]
+        [--calls 20000]
 
-``bare`` is bench/bare_server.py's route. ``challenge`` and ``purchase`` go through
-dropserver's app, against an embedded Redis. Each connection is a stand-in transport fed one
+``bare`` is bench/bare_server.py's route. ``challenge``, ``purchase`` and ``pow-purchase``
+(a purchase with a fresh solved ticket) go through dropserver's app, against an embedded
+Redis. Each connection is a stand-in transport fed one
 request at a time with keep-alive; ``--connections`` of them run at once (64, as in
 bench_http.py, so that purchases share round trips). Prints CPU microseconds per request.
 bench/instructions.py runs it under callgrind (``served-*`` targets) to count instructions
@@ -21,11 +23,13 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import orjson
 from harness import app_with_drop, settle_heap, stocked, use_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 PERSONS = 2_000
 POW = {"algorithm": "PBKDF2/SHA-256", "cost": 1, "counter_max": 4, "adaptive": False}
+TARGETS = ("bare", "challenge", "purchase", "pow-purchase")
 
 
 class Sink(asyncio.Transport):
@@ -115,7 +119,7 @@ async def measure(target: str, calls: int, connections: int, prepare_only: bool)
 
     from dropserver.identity import mint_token
 
-    pow = POW if target == "challenge" else None
+    pow = POW if target in ("challenge", "pow-purchase") else None
     stock = 2 * (calls + warm) + 1000  # no refill while measuring (see challenge_handler.py)
     async with app_with_drop(
         supply=10_000_000, per_person_limit=1_000, pow=pow, pool_target=stock
@@ -123,7 +127,17 @@ async def measure(target: str, calls: int, connections: int, prepare_only: bool)
         tokens = [
             mint_token(bench.platform, account=f"a{i}", person=f"a{i}") for i in range(PERSONS)
         ]
-        if pow is not None:
+        if target == "pow-purchase":
+            raws = [
+                raw_request(
+                    "POST",
+                    f"/v1/drops/{bench.drop_id}/purchase",
+                    tokens[i % PERSONS],
+                    pow_body(bench, f"a{i % PERSONS}"),
+                )
+                for i in range(calls + warm)
+            ]
+        elif pow is not None:
             await stocked(bench.app, pow, stock)
             raws = [
                 raw_request("GET", f"/v1/drops/{bench.drop_id}/challenge", tokens[i % PERSONS])
@@ -137,6 +151,27 @@ async def measure(target: str, calls: int, connections: int, prepare_only: bool)
                 for i in range(calls + warm)
             ]
         return await timed(bench.client.server, raws, connections, warm, prepare_only)
+
+
+def pow_body(bench: Any, person: str) -> bytes:
+    """A purchase body with a fresh, solved ticket bound to this person (the server's
+    secrets; the peer's /24, as Sink reports it)."""
+    from dropserver.appkeys import SERVICES
+    from dropserver.pow import binding_data, issue_challenge, payload, pre_derive, solve
+    from dropserver.pow.difficulty import Difficulty
+
+    level = Difficulty.from_config({k: POW[k] for k in ("algorithm", "cost", "counter_max")})
+    secrets = bench.app[SERVICES].settings.pow
+    challenge = issue_challenge(
+        pre_derive(level),
+        hmac_secret=secrets.secret,
+        key_signature_secret=secrets.key_signature_secret,
+        expires_at=int(time.time()) + 3600,
+        data=binding_data(
+            drop_id=bench.drop_id, pid=person, action="buy", ip_prefix="127.0.0.0/24"
+        ),
+    )
+    return orjson.dumps({"pow": payload(challenge, solve(challenge))})
 
 
 async def timed(
@@ -161,7 +196,7 @@ async def timed(
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--target", choices=["bare", "challenge", "purchase"], default="bare")
+    parser.add_argument("--target", choices=TARGETS, default="bare")
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
