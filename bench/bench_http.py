@@ -511,7 +511,7 @@ def main() -> int:
                 redis_client.config_resetstat()
                 batches_before = batch_totals(base) if target.server != "bare" else (0, 0)
                 before = cpu_seconds(proc.pid), cpu_seconds(redis.pid)
-                rewrites_before = redis_client.info("persistence")["aof_rewrites"]
+                rewrites_before = redis_client.info("persistence").get("aof_rewrites", 0)
                 busy_before = machine_busy()
                 with profiler(proc.pid, target.name, args.duration if args.profile else 0):
                     target.result = run_wrk(
@@ -542,7 +542,7 @@ def main() -> int:
                 # An AOF rewrite forks Redis and compresses the whole dataset on the cores
                 # the run shares; a drop's own writes trigger it (auto-aof-rewrite-*).
                 persistence = redis_client.info("persistence")
-                target.result["aof_rewrites"] = persistence["aof_rewrites"] - rewrites_before
+                target.result["aof_rewrites"] = persistence.get("aof_rewrites", 0) - rewrites_before
                 if target.server != "bare":
                     calls, batches = (
                         a - b for a, b in zip(batch_totals(base), batches_before, strict=True)

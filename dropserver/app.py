@@ -11,6 +11,7 @@ from aiohttp import web
 from redis.asyncio import Redis, RedisCluster
 
 from dropserver import redis_clients
+from dropserver.aof_compaction import AofCompactor
 from dropserver.appkeys import SERVICES
 from dropserver.background import periodic
 from dropserver.batcher import Batcher, ScriptBatcher
@@ -38,22 +39,31 @@ from dropserver.webhooks import WebhookDispatcher
 REFUSAL_FLUSH_SECONDS = 1.0
 # How often the event loop's lag is sampled (dropserver_event_loop_lag_seconds).
 LOOP_LAG_SECONDS = 0.25
+# How often the owner of an embedded Redis looks whether its AOF is due for compaction.
+AOF_COMPACTION_SECONDS = 10.0
 
 
-def create_app(settings: Settings, *, run_background: bool = True) -> web.Application:
+def create_app(
+    settings: Settings, *, run_background: bool = True, compact_aof: bool = False
+) -> web.Application:
     """Build the app. ``settings.redis.url`` must be set (the CLI starts an embedded Redis and
-    fills it in when the configuration names none)."""
+    fills it in when the configuration names none). ``compact_aof``: this process owns the
+    Redis (the embedded one) and compacts its AOF between sales."""
     if settings.redis.url is None:
         raise ValueError("create_app needs settings.redis.url")
     metrics = Metrics()
     app = web.Application(client_max_size=settings.server.max_body_bytes)
-    app.cleanup_ctx.append(partial(_services, settings, metrics, run_background))
+    app.cleanup_ctx.append(partial(_services, settings, metrics, run_background, compact_aof))
     setup_routes(app, metrics.requests)
     return app
 
 
 async def _services(
-    settings: Settings, metrics: Metrics, run_background: bool, app: web.Application
+    settings: Settings,
+    metrics: Metrics,
+    run_background: bool,
+    compact_aof: bool,
+    app: web.Application,
 ) -> AsyncIterator[None]:
     assert settings.redis.url is not None
     redis = redis_clients.connect(settings.redis)
@@ -119,6 +129,8 @@ async def _services(
     ]
     if webhooks.enabled:
         background.append(("webhooks", webhooks.run_once, settings.webhooks.poll_seconds))
+    if compact_aof:
+        background.append(("AOF compaction", AofCompactor(redis).round, AOF_COMPACTION_SECONDS))
     try:
         async with contextlib.AsyncExitStack() as running:
             if run_background:

