@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
+
 log = logging.getLogger("dropserver.aof")
 
 MIN_SIZE = 64 << 20  # Redis's auto-aof-rewrite-min-size: smaller files are not worth it
@@ -47,33 +49,34 @@ class AofState:
         )
 
 
-def should_rewrite(
-    state: AofState,
-    growth_per_second: float | None,
-    *,
-    min_size: int = MIN_SIZE,
-    quiet_bytes_per_second: float = QUIET_BYTES_PER_SECOND,
-    overdue_factor: int = OVERDUE_FACTOR,
-    overdue_size: int = OVERDUE_SIZE,
-) -> bool:
-    """Whether to ask for a rewrite now. ``growth_per_second`` is how fast the file grew since
-    the last look (None on the first look: no rate yet, so only an overdue file qualifies)."""
-    if not state.enabled or state.busy:
-        return False
-    size, base = state.current_size, max(state.base_size, 1)
-    if size >= max(overdue_size, overdue_factor * base):
-        return True
-    doubled = size >= min_size and size >= 2 * base
-    return doubled and growth_per_second is not None and growth_per_second < quiet_bytes_per_second
+@dataclass(frozen=True, slots=True)
+class AofPolicy:
+    min_size: int = MIN_SIZE
+    quiet_bytes_per_second: float = QUIET_BYTES_PER_SECOND
+    overdue_factor: int = OVERDUE_FACTOR
+    overdue_size: int = OVERDUE_SIZE
+
+    def should_rewrite(self, state: AofState, growth_per_second: float | None) -> bool:
+        """Whether to ask for a rewrite now. ``growth_per_second`` is how fast the file grew
+        since the last look (None on the first look: no rate yet, so only an overdue file
+        qualifies)."""
+        if not state.enabled or state.busy:
+            return False
+        size, base = state.current_size, max(state.base_size, 1)
+        if size >= max(self.overdue_size, self.overdue_factor * base):
+            return True
+        doubled = size >= self.min_size and size >= 2 * base
+        quiet = growth_per_second is not None and growth_per_second < self.quiet_bytes_per_second
+        return doubled and quiet
 
 
 class AofCompactor:
-    """Looks at the AOF once per round (one INFO call); asks for a rewrite when
-    :func:`should_rewrite` says so. Run it in the one process that owns the Redis."""
+    """Looks at the AOF once per round (one INFO call); asks for a rewrite when the policy
+    says so. Run it in the one process that owns the Redis."""
 
-    def __init__(self, redis: Any, **thresholds: Any) -> None:
+    def __init__(self, redis: Redis, policy: AofPolicy = AofPolicy()) -> None:
         self._redis = redis
-        self._thresholds = thresholds
+        self._policy = policy
         self._last: tuple[float, int] | None = None  # (monotonic time, AOF size) last round
         self.rewrites = 0  # rewrites this compactor asked for
 
@@ -85,7 +88,7 @@ class AofCompactor:
         if self._last is not None and now > self._last[0]:
             growth = max(0, state.current_size - self._last[1]) / (now - self._last[0])
         self._last = (now, state.current_size)
-        if not should_rewrite(state, growth, **self._thresholds):
+        if not self._policy.should_rewrite(state, growth):
             return
         await self._redis.bgrewriteaof()
         self.rewrites += 1

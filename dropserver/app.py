@@ -130,6 +130,8 @@ async def _services(
     if webhooks.enabled:
         background.append(("webhooks", webhooks.run_once, settings.webhooks.poll_seconds))
     if compact_aof:
+        # The embedded Redis, which is never a cluster.
+        assert isinstance(redis, Redis), "only a single Redis is compacted"
         background.append(("AOF compaction", AofCompactor(redis).round, AOF_COMPACTION_SECONDS))
     try:
         async with contextlib.AsyncExitStack() as running:

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from dropserver.aof_compaction import AofCompactor, AofState, should_rewrite
+from dropserver.aof_compaction import AofCompactor, AofPolicy, AofState
 from dropserver.app import create_app
 from dropserver.config import Settings
 from dropserver.embedded_redis import EmbeddedRedis
@@ -39,7 +39,7 @@ def state(current: int, base: int, *, enabled: bool = True, busy: bool = False) 
     ],
 )
 def test_when_a_rewrite_is_due(aof: AofState, growth: float | None, expected: bool) -> None:
-    assert should_rewrite(aof, growth) is expected
+    assert AofPolicy().should_rewrite(aof, growth) is expected
 
 
 def test_the_state_is_read_from_info_persistence() -> None:
@@ -93,7 +93,8 @@ async def test_a_grown_aof_is_rewritten_once_writes_are_quiet(tmp_path: Path) ->
     with EmbeddedRedis(tmp_path) as server:
         client = Redis.from_url(server.url)
         try:
-            compactor = AofCompactor(client, min_size=1 * MB, quiet_bytes_per_second=256 << 10)
+            policy = AofPolicy(min_size=1 * MB, quiet_bytes_per_second=256 << 10)
+            compactor = AofCompactor(client, policy)
             await compactor.round()  # the first look: a size to measure growth from
             await _write(client, 10_000)  # a sale: about 2.5 MB in a moment
             await compactor.round()
