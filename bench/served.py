@@ -8,9 +8,9 @@ are left out.
 
 ``bare`` is bench/bare_server.py's route. ``challenge``, ``purchase`` and ``pow-purchase``
 (a purchase with a fresh solved ticket) go through dropserver's app, against an embedded
-Redis. Each connection is a stand-in transport fed one
-request at a time with keep-alive; ``--connections`` of them run at once (64, as in
-bench_http.py, so that purchases share round trips). Prints CPU microseconds per request.
+Redis. Each connection is a stand-in transport fed one request at a time with keep-alive;
+``--connections`` of them run at once (64, as in bench_http.py, so that purchases share round
+trips). Prints CPU microseconds per request.
 bench/instructions.py runs it under callgrind (``served-*`` targets) to count instructions
 instead, which does not drift with the machine.
 """
@@ -128,14 +128,12 @@ async def measure(target: str, calls: int, connections: int, prepare_only: bool)
             mint_token(bench.platform, account=f"a{i}", person=f"a{i}") for i in range(PERSONS)
         ]
         if target == "pow-purchase":
+            bodies = pow_bodies(bench, [f"a{i % PERSONS}" for i in range(calls + warm)])
             raws = [
                 raw_request(
-                    "POST",
-                    f"/v1/drops/{bench.drop_id}/purchase",
-                    tokens[i % PERSONS],
-                    pow_body(bench, f"a{i % PERSONS}"),
+                    "POST", f"/v1/drops/{bench.drop_id}/purchase", tokens[i % PERSONS], body
                 )
-                for i in range(calls + warm)
+                for i, body in enumerate(bodies)
             ]
         elif pow is not None:
             await stocked(bench.app, pow, stock)
@@ -153,25 +151,29 @@ async def measure(target: str, calls: int, connections: int, prepare_only: bool)
         return await timed(bench.client.server, raws, connections, warm, prepare_only)
 
 
-def pow_body(bench: Any, person: str) -> bytes:
-    """A purchase body with a fresh, solved ticket bound to this person (the server's
-    secrets; the peer's /24, as Sink reports it)."""
+def pow_bodies(bench: Any, persons: list[str]) -> list[bytes]:
+    """A purchase body per person, each with a fresh solved ticket bound to that person (the
+    server's secrets; the peer's /24, as Sink reports it)."""
     from dropserver.appkeys import SERVICES
     from dropserver.pow import binding_data, issue_challenge, payload, pre_derive, solve
     from dropserver.pow.difficulty import Difficulty
 
     level = Difficulty.from_config({k: POW[k] for k in ("algorithm", "cost", "counter_max")})
     secrets = bench.app[SERVICES].settings.pow
-    challenge = issue_challenge(
-        pre_derive(level),
-        hmac_secret=secrets.secret,
-        key_signature_secret=secrets.key_signature_secret,
-        expires_at=int(time.time()) + 3600,
-        data=binding_data(
-            drop_id=bench.drop_id, pid=person, action="buy", ip_prefix="127.0.0.0/24"
-        ),
-    )
-    return orjson.dumps({"pow": payload(challenge, solve(challenge))})
+    expires_at = int(time.time()) + 3600
+    bodies = []
+    for person in persons:
+        challenge = issue_challenge(
+            pre_derive(level),  # a puzzle per ticket: a ticket is single use
+            hmac_secret=secrets.secret,
+            key_signature_secret=secrets.key_signature_secret,
+            expires_at=expires_at,
+            data=binding_data(
+                drop_id=bench.drop_id, pid=person, action="buy", ip_prefix="127.0.0.0/24"
+            ),
+        )
+        bodies.append(orjson.dumps({"pow": payload(challenge, solve(challenge))}))
+    return bodies
 
 
 async def timed(
