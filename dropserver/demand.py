@@ -34,9 +34,45 @@ class _Rate:
     rate: float = 0.0  # events/s, all processes, as of `at` (the last report)
     at: float = 0.0  # time.monotonic() of the report
     pending: int = 0  # counted here, not reported yet
+    # The level last computed, and the bounds within which it still holds: it cannot rise
+    # before `pending` reaches `rise_at` (the rate only decays between reports) nor fall
+    # before `fall_at` (pending only grows). A new _Rate starts with rise_at 0: computed on
+    # first use. Most hits then cost two comparisons instead of an exp() and a bisect.
+    level: int = 0
+    rise_at: float = 0.0
+    fall_at: float = 0.0
+
+    def reported(self, rate: float, at: float, pending: int) -> None:
+        """The pooled rate of a report: the cached level no longer holds."""
+        self.rate, self.at, self.pending, self.rise_at = rate, at, pending, 0.0
 
     def value(self, now: float, tau: float) -> float:
         return self.rate * math.exp(-(now - self.at) / tau) + self.pending / tau
+
+    def level_at(self, now: float, tau: float, thresholds: tuple[float, ...]) -> int:
+        """``level_of(self.value(now, tau), thresholds)``, from the cache while it holds."""
+        if self.pending < self.rise_at and now < self.fall_at:
+            return self.level
+        decayed = self.rate * math.exp(-(now - self.at) / tau)
+        level = bisect_right(thresholds, decayed + self.pending / tau)
+        # Rising to the next threshold takes at least this many pending requests (the
+        # decay can only make it more; one less for the rounding of the bound).
+        self.rise_at = (
+            math.ceil((thresholds[level] - decayed) * tau) - 1
+            if level < len(thresholds)
+            else math.inf
+        )
+        # Falling below the level's threshold takes at least this long: the decayed part
+        # must shrink to what the pending requests leave of it.
+        self.fall_at = math.inf
+        if level:
+            floor = thresholds[level - 1] - self.pending / tau
+            # floor <= 0: the pending requests alone keep the level until the next report.
+            # Otherwise the rate is positive (the level was reached).
+            if floor > 0:
+                self.fall_at = self.at - tau * math.log(floor / self.rate)
+        self.level = level
+        return level
 
 
 @dataclass(slots=True)
@@ -80,12 +116,12 @@ class DemandMeter:
         ip = state.prefixes.get(prefix)
         if ip is None:
             ip = state.prefixes[prefix] = _Rate(at=now)
-        state.whole.pending += 1
+        whole = state.whole
+        whole.pending += 1
         ip.pending += 1
-        return max(
-            level_of(state.whole.value(now, self._tau), self._drop_levels),
-            level_of(ip.value(now, self._tau), self._ip_levels),
-        )
+        drop_level = whole.level_at(now, self._tau, self._drop_levels)
+        ip_level = ip.level_at(now, self._tau, self._ip_levels)
+        return drop_level if drop_level > ip_level else ip_level
 
     def closed_at(self, drop_id: str) -> int:
         """The drop's closing as of the last report (0: open, or not reported yet)."""
@@ -144,5 +180,5 @@ class DemandMeter:
         # Requests counted while the report was in flight stay pending for the next one.
         state.whole = _Rate(int(reply[3]) / 1000, now, state.whole.pending - whole_sent)
         for (_, rate, count), milli in zip(prefixes, reply[4:], strict=True):
-            rate.rate, rate.at, rate.pending = int(milli) / 1000, now, rate.pending - count
+            rate.reported(int(milli) / 1000, now, rate.pending - count)
         return int(reply[1])

@@ -4,6 +4,7 @@ real Redis stand for two server processes)."""
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -11,7 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from dropserver.batcher import ScriptBatcher
-from dropserver.demand import DemandMeter, level_of
+from dropserver.demand import DemandMeter, _Rate, level_of
 from dropserver.keys import drop_keys
 from dropserver.redis_clock import RedisClock
 from dropserver.scripts import load_script
@@ -47,6 +48,29 @@ async def script_calls(redis: Redis) -> int:
 
 def test_levels_count_the_thresholds_reached() -> None:
     assert [level_of(r, (40.0, 80.0)) for r in (0, 39.9, 40, 79, 80, 1e6)] == [0, 0, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_cached_level_is_always_the_level_of_the_rate(seed: int) -> None:
+    """The level a hit gets comes from a cache most of the time: it must be exactly the level
+    of the decayed rate, whatever mix of requests, quiet and reports came before."""
+    rng = random.Random(seed)
+    thresholds = (40.0, 80.0, 160.0)
+    rate, now, seen = _Rate(at=0.0), 0.0, set()
+    for _ in range(3000):
+        step = rng.random()
+        if step < 0.7:
+            rate.pending += rng.choice((1, 1, 1, 5))
+        elif step < 0.97:
+            now += rng.expovariate(1 / (0.02 if rng.random() < 0.8 else 0.6))
+        else:
+            rate.reported(rng.choice((0.0, 30.0, 90.0, 200.0, 500.0)), now, 0)
+        expected = level_of(rate.value(now, WINDOW), thresholds)
+        level = rate.level_at(now, WINDOW, thresholds)
+        assert level == expected, (now, rate)
+        seen.add(level)
+    # The sequence went through every level, so the cache was refreshed up and down.
+    assert seen == {0, 1, 2, 3}
 
 
 async def test_a_process_sees_its_own_surge_at_once(redis: Redis) -> None:
