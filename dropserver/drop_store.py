@@ -73,6 +73,10 @@ class DropStore:
             return None
         return replace(drop, created_at=int(reply[1]))
 
+    def cached(self, drop_id: str) -> tuple[Drop, DropKeys] | None:
+        """:meth:`get` without a round trip: the drop if this process has read it before."""
+        return self._cache.get(drop_id)
+
     async def get(self, drop_id: str) -> tuple[Drop, DropKeys] | None:
         """The drop's configuration and keys. Cached: a drop's configuration never changes
         (``closed_at`` may, so scripts read it from Redis themselves)."""

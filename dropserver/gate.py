@@ -27,13 +27,13 @@ from dropserver.keys import DropKeys
 from dropserver.local_limits import LocalLimiter
 from dropserver.metrics import Metrics
 from dropserver.pow import (
+    BoundIssuer,
     Difficulty,
     PowError,
     PreDerivationPool,
     Puzzle,
     Ticket,
     check_binding,
-    issue_bound_challenge,
     verify_payload,
 )
 from dropserver.ratelimit import (
@@ -79,6 +79,10 @@ class Gate:
         self._refusals = refusals
         self._pow = settings.pow
         self._pool = pool
+        self._issuer = BoundIssuer(
+            hmac_secret=settings.pow.secret, key_signature_secret=settings.pow.key_signature_secret
+        )
+        self._trusted_proxies = settings.server.trusted_proxies
         self._metrics = metrics
         self._challenge_limits = LocalLimiter()
         self._limits_of: dict[str, RateLimits] = {}  # drop id -> its limits merged with defaults
@@ -93,7 +97,7 @@ class Gate:
 
     def origin(self, request: web.Request) -> Origin:
         try:
-            prefix = ip_prefix(client_ip(request, self._settings.server.trusted_proxies))
+            prefix = ip_prefix(client_ip(request, self._trusted_proxies))
         except ValueError:
             prefix = "unknown"
         device = request.headers.get(DEVICE_HEADER)
@@ -192,24 +196,42 @@ class Gate:
         if drop.pow is not None:
             self._pool.ensure(drop.pow.difficulty)
 
-    async def issue(self, drop: Drop, buyer: Buyer, origin: Origin, level: int) -> bytes:
-        """A challenge for this buyer, as the JSON bytes of the response."""
+    def issue(self, drop: Drop, buyer: Buyer, origin: Origin, level: int) -> bytes | None:
+        """A challenge for this buyer, as the JSON bytes of the response; None when its level
+        has no puzzle ready (then :meth:`issue_derived`). Synchronous: the usual challenge
+        request awaits nothing."""
         difficulty = self.difficulty(drop, level)
+        puzzle = self._pool.take(difficulty)  # refills below its low water mark
+        if puzzle is None:
+            return None
+        return self._issued(drop, buyer, origin, level, difficulty, puzzle)
+
+    async def issue_derived(self, drop: Drop, buyer: Buyer, origin: Origin, level: int) -> bytes:
+        """:meth:`issue` on a puzzle derived for this request (the stock ran out)."""
+        difficulty = self.difficulty(drop, level)
+        puzzle = await self._pool.derive_async(difficulty)
+        return self._issued(drop, buyer, origin, level, difficulty, puzzle)
+
+    def _issued(
+        self,
+        drop: Drop,
+        buyer: Buyer,
+        origin: Origin,
+        level: int,
+        difficulty: Difficulty,
+        puzzle: Puzzle,
+    ) -> bytes:
         m = self._metrics
-        # Set before any await, so the gauge follows the order in which demand was measured;
-        # only on a change (a gauge set takes a lock).
+        # Only on a change (a gauge set takes a lock).
         if self._shown_difficulty.get(drop.id) != difficulty.counter_max:
             self._shown_difficulty[drop.id] = difficulty.counter_max
             m.child(m.pow_difficulty, drop.id).set(difficulty.counter_max)  # type: ignore[attr-defined]
         self._served[difficulty.algorithm] = difficulty
-        puzzle = await self._pool.take_async(difficulty)  # refills below its low water mark
         if drop.pow is not None and drop.pow.adaptive:
             # The next level up is likely next: have some ready before it is asked for.
             self._pool.start(self.difficulty(drop, level + 1))
-        challenge = issue_bound_challenge(
+        challenge = self._issuer.issue(
             puzzle,
-            hmac_secret=self._pow.secret,
-            key_signature_secret=self._pow.key_signature_secret,
             expires_at=int(time.time()) + self._pow.ttl_seconds,
             drop_id=drop.id,
             pid=buyer.person,

@@ -362,6 +362,20 @@ async def test_difficulty_rises_under_load_and_falls_after(client: TestClient) -
     assert await difficulty_gauge(client, drop_id) == 16
 
 
+async def test_challenges_are_served_when_the_stock_runs_out(client: TestClient) -> None:
+    """The tests' pool keeps 8 puzzles a level: 30 challenges at once drain it, and the rest
+    are derived for their requests. Each is a real, distinct, solvable challenge."""
+    drop_id = await create(client, pow=SMALL_POW)
+    pool = client.app[SERVICES].gate._pool
+    misses = pool.misses
+    crowd = await asyncio.gather(*(challenge(client, drop_id, buyer(f"p{i}")) for i in range(30)))
+    assert pool.misses > misses
+    assert len({c["parameters"]["data"]["cid"] for c in crowd}) == 30
+    headers = buyer("p29")
+    status, _ = await purchase(client, drop_id, headers, payload(crowd[-1], solve(crowd[-1])))
+    assert status == 201
+
+
 async def test_anonymous_floods_do_not_raise_difficulty(client: TestClient) -> None:
     adaptive = {**SMALL_POW, "adaptive": True}
     drop_id = await create(client, pow=adaptive)

@@ -1,11 +1,11 @@
 """Issue and verify ALTCHA v2 challenges (deterministic mode with key signature).
 
-Issuing (:func:`issue_challenge_json`) costs one HMAC: the KDF, the ``keySignature`` HMAC and
-the buyer-independent part of the canonical JSON were done earlier, off the request path, when
-the pool's workers derived the puzzle (:func:`derive_puzzle`). Verifying a solution
-(:func:`verify_payload`) costs two HMACs on the fast path:
-``keySignature = HMAC(key_signature_secret, key)`` lets us check the submitted key without
-re-deriving it.
+Issuing (:func:`issue_challenge_json`; :class:`BoundIssuer` on the request path) costs one
+HMAC: the KDF, the ``keySignature`` HMAC and the buyer-independent part of the canonical JSON
+were done earlier, off the request path, when the pool's workers derived the puzzle
+(:func:`derive_puzzle`). Verifying a solution (:func:`verify_payload`) costs two HMACs on the
+fast path: ``keySignature = HMAC(key_signature_secret, key)`` lets us check the submitted key
+without re-deriving it.
 
 Order of checks in :func:`verify_payload`, and why (every failure is ``pow_invalid`` unless
 marked otherwise):
@@ -246,7 +246,8 @@ def issue_challenge_json(
     the puzzle was prepared with (checked here to differ from ``hmac_secret``). The parameters
     are written once, in canonical form, and the response embeds those very bytes.
     """
-    _check_signing(hmac_secret, key_signature_secret, expires_at)
+    _check_secrets(hmac_secret, key_signature_secret)
+    _check_expiry(expires_at)
     for key, value in data.items():
         if not (type(key) is str and type(value) is str and key.isascii() and value.isascii()):
             raise ValueError(f"challenge data must map ASCII str to ASCII str: {key!r}")
@@ -255,41 +256,77 @@ def issue_challenge_json(
     return _signed(puzzle, hmac_secret, expires_at, data)
 
 
-def issue_bound_challenge(
-    puzzle: Puzzle,
-    *,
-    hmac_secret: bytes,
-    key_signature_secret: bytes,
-    expires_at: int,
-    drop_id: str,
-    pid: str,
-    action: str,
-    ip_prefix: str,
-) -> bytes:
-    """:func:`issue_challenge_json` for :func:`binding_data`'s data, with the puzzle's own
-    challenge id: what a server issues for every challenge request.
+class BoundIssuer:
+    """What a server issues for every challenge request: :func:`issue_challenge_json` for
+    :func:`binding_data`'s data with the puzzle's own challenge id, byte for byte, written for
+    the request path.
 
-    The data's keys are this module's and the pid is made ASCII here, so only the caller's
-    other values need checking, in one test: half the checks of the general function, which
-    must take any mapping.
+    The secrets are checked once, here. The data's JSON is written straight into the canonical
+    bytes (its keys are this module's, fixed, and sorted: act, cid, drop, ipp, pid); the
+    values that repeat from request to request (drop, action, IP prefix, person) are
+    JSON-encoded when first seen and remembered, so a request builds no dict and serialises
+    nothing but the challenge id and the expiry.
     """
-    _check_signing(hmac_secret, key_signature_secret, expires_at)
-    if not (drop_id.isascii() and action.isascii() and ip_prefix.isascii()):
-        raise ValueError("drop_id, action and ip_prefix must be ASCII")
-    _, _, challenge_id = puzzle
-    if not challenge_id:
-        raise ValueError("the puzzle has no challenge id (made by prepare_puzzle)")
-    data = binding_data(
-        drop_id=drop_id, pid=pid, action=action, ip_prefix=ip_prefix, cid=challenge_id
-    )
-    return _signed(puzzle, hmac_secret, expires_at, data)
+
+    def __init__(
+        self, *, hmac_secret: bytes, key_signature_secret: bytes, remember: int = 100_000
+    ) -> None:
+        """``remember``: encodings kept per table (a pid per person), which is emptied when
+        full."""
+        _check_secrets(hmac_secret, key_signature_secret)
+        self._hmac_secret = hmac_secret
+        self._remember_max = remember
+        self._ascii: dict[str, bytes] = {}  # drop id, action, IP prefix -> JSON string
+        self._pids: dict[str, bytes] = {}  # pid -> JSON string of its binding_pid
+
+    def issue(
+        self, puzzle: Puzzle, *, expires_at: int, drop_id: str, pid: str, action: str,
+        ip_prefix: str,
+    ) -> bytes:  # fmt: skip
+        """The challenge's JSON bytes. ``drop_id``, ``action`` and ``ip_prefix`` must be ASCII
+        (the pid may be anything: :func:`binding_pid` makes it ASCII)."""
+        _check_expiry(expires_at)
+        head, tail, challenge_id = puzzle
+        if not challenge_id:
+            raise ValueError("the puzzle has no challenge id (made by prepare_puzzle)")
+        known = self._ascii
+        pid_json = self._pids.get(pid) or self._remember_pid(pid)
+        canonical = b'%b{"act":%b,"cid":"%b","drop":%b,"ipp":%b,"pid":%b},"expiresAt":%d,%b' % (
+            head,
+            known.get(action) or self._remember(action),
+            challenge_id.encode(),
+            known.get(drop_id) or self._remember(drop_id),
+            known.get(ip_prefix) or self._remember(ip_prefix),
+            pid_json,
+            expires_at,
+            tail,
+        )
+        signature = _hmac_sha256_hex(self._hmac_secret, canonical)
+        return b'{"parameters":%b,"signature":"%b"}' % (canonical, signature.encode())
+
+    def _remember(self, value: str) -> bytes:
+        if not value.isascii():
+            raise ValueError("drop_id, action and ip_prefix must be ASCII")
+        if len(self._ascii) >= self._remember_max:
+            self._ascii.clear()
+        encoded = self._ascii[value] = orjson.dumps(value)
+        return encoded
+
+    def _remember_pid(self, pid: str) -> bytes:
+        if len(self._pids) >= self._remember_max:
+            self._pids.clear()
+        encoded = self._pids[pid] = orjson.dumps(binding_pid(pid))
+        return encoded
 
 
-def _check_signing(hmac_secret: bytes, key_signature_secret: bytes, expires_at: int) -> None:
+def _check_secrets(hmac_secret: bytes, key_signature_secret: bytes) -> None:
     if not hmac_secret or not key_signature_secret:
         raise ValueError("hmac_secret and key_signature_secret must not be empty")
     if hmac.compare_digest(hmac_secret, key_signature_secret):
         raise ValueError("hmac_secret and key_signature_secret must differ")
+
+
+def _check_expiry(expires_at: int) -> None:
     if type(expires_at) is not int or not 0 < expires_at <= _MAX_INT:
         raise ValueError(f"expires_at must be unix seconds as an int, got {expires_at!r}")
 

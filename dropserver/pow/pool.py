@@ -221,6 +221,11 @@ class PreDerivationPool(Generic[T]):
         item = self.take(difficulty)
         if item is not None:
             return item
+        return await self.derive_async(difficulty)
+
+    async def derive_async(self, difficulty: Difficulty) -> T:
+        """One puzzle derived now, in the executor, for a request :meth:`take` found none
+        for (the pool's stock is left as it is)."""
         if self._closed:
             raise RuntimeError("PreDerivationPool is closed")
         loop = asyncio.get_running_loop()

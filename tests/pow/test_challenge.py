@@ -18,6 +18,7 @@ from altcha import v2 as altcha_v2
 
 from dropserver.pow import (
     MAX_PAYLOAD_CHARS,
+    BoundIssuer,
     Difficulty,
     PowError,
     Puzzle,
@@ -28,7 +29,6 @@ from dropserver.pow import (
     check_binding,
     derive_key,
     derive_puzzle,
-    issue_bound_challenge,
     issue_challenge,
     issue_challenge_json,
     password,
@@ -178,7 +178,7 @@ def test_bound_challenge_is_the_general_one_with_the_puzzles_id() -> None:
     puzzle = derive_puzzle(SMALL, KEY_SECRET)
     _, _, challenge_id = puzzle
     secrets = {"hmac_secret": HMAC_SECRET, "key_signature_secret": KEY_SECRET}
-    bound = issue_bound_challenge(puzzle, expires_at=EXPIRES_AT, **secrets, **_BOUND)
+    bound = BoundIssuer(**secrets).issue(puzzle, expires_at=EXPIRES_AT, **_BOUND)
     general = issue_challenge_json(
         puzzle,
         expires_at=EXPIRES_AT,
@@ -200,26 +200,47 @@ def test_every_puzzle_has_its_own_challenge_id() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("secrets", "match"),
     [
         ({"hmac_secret": b""}, "must not be empty"),
+        ({"key_signature_secret": b""}, "must not be empty"),
         ({"key_signature_secret": HMAC_SECRET}, "must differ"),
+    ],
+)
+def test_bound_issuer_refuses_bad_secrets(secrets: dict[str, bytes], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        BoundIssuer(**{"hmac_secret": HMAC_SECRET, "key_signature_secret": KEY_SECRET, **secrets})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
         ({"expires_at": 1.5}, "expires_at"),
+        ({"expires_at": 0}, "expires_at"),
         ({"drop_id": "d-é"}, "ASCII"),
         ({"action": "bü"}, "ASCII"),
         ({"ip_prefix": "::/56\u00a0"}, "ASCII"),
     ],
 )
 def test_bound_challenge_refuses_bad_input(kwargs: dict[str, Any], match: str) -> None:
-    options: dict[str, Any] = {
-        "hmac_secret": HMAC_SECRET,
-        "key_signature_secret": KEY_SECRET,
-        "expires_at": EXPIRES_AT,
-        **_BOUND,
-    }
-    options.update(kwargs)
+    issuer = BoundIssuer(hmac_secret=HMAC_SECRET, key_signature_secret=KEY_SECRET)
+    options: dict[str, Any] = {"expires_at": EXPIRES_AT, **_BOUND, **kwargs}
     with pytest.raises(ValueError, match=match):
-        issue_bound_challenge(derive_puzzle(SMALL, KEY_SECRET), **options)
+        issuer.issue(derive_puzzle(SMALL, KEY_SECRET), **options)
+
+
+def test_bound_issuer_remembers_encodings_without_mixing_them() -> None:
+    """A pid goes through binding_pid, the other values do not: a pid and a drop id spelled
+    alike must not share a remembered encoding, also once a full table has started over."""
+    issuer = BoundIssuer(hmac_secret=HMAC_SECRET, key_signature_secret=KEY_SECRET, remember=3)
+    for i in range(10):
+        same = f"a%{i}"  # a '%' is percent-encoded in a pid, kept in a drop id
+        challenge = issuer.issue(
+            derive_puzzle(SMALL, KEY_SECRET), expires_at=EXPIRES_AT, drop_id=same, pid=same,
+            action="buy", ip_prefix="203.0.113.0/24",
+        )  # fmt: skip
+        data = orjson.loads(challenge)["parameters"]["data"]
+        assert data["drop"] == same and data["pid"] == binding_pid(same) == f"a%25{i}"
 
 
 def test_stocked_puzzles_leave_the_garbage_collector() -> None:
@@ -235,19 +256,15 @@ def test_bound_challenge_needs_a_puzzle_with_an_id() -> None:
     prepared = derive_puzzle(SMALL, KEY_SECRET)
     head, tail, _ = prepared
     bare: Puzzle = (head, tail, "")
+    issuer = BoundIssuer(hmac_secret=HMAC_SECRET, key_signature_secret=KEY_SECRET)
     with pytest.raises(ValueError, match="challenge id"):
-        issue_bound_challenge(
-            bare, hmac_secret=HMAC_SECRET, key_signature_secret=KEY_SECRET,
-            expires_at=EXPIRES_AT, **_BOUND,
-        )  # fmt: skip
+        issuer.issue(bare, expires_at=EXPIRES_AT, **_BOUND)
 
 
 def test_bound_challenge_carries_a_pid_outside_ascii() -> None:
     puzzle = derive_puzzle(SMALL, KEY_SECRET)
-    bound = issue_bound_challenge(
-        puzzle, hmac_secret=HMAC_SECRET, key_signature_secret=KEY_SECRET,
-        expires_at=EXPIRES_AT, **{**_BOUND, "pid": "张伟"},
-    )  # fmt: skip
+    issuer = BoundIssuer(hmac_secret=HMAC_SECRET, key_signature_secret=KEY_SECRET)
+    bound = issuer.issue(puzzle, expires_at=EXPIRES_AT, **{**_BOUND, "pid": "张伟"})
     assert bound.isascii()
     ticket = verify(payload(orjson.loads(bound), solve(orjson.loads(bound))))
     check_binding(ticket, **{**_BOUND, "pid": "张伟"})
