@@ -196,6 +196,12 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         },
     )  # fmt: skip
     generated = "secret" not in pow_raw or "key_signature_secret" not in pow_raw
+    pow_secret = _secret(pow_raw, "secret")
+    key_signature_secret = _secret(pow_raw, "key_signature_secret")
+    if pow_secret == key_signature_secret:
+        # The challenges refuse one key for both HMACs (keep their uses apart): say so at
+        # start, not at the first challenge.
+        raise ConfigError("[pow] secret and key_signature_secret must differ")
     try:
         limits = RateLimits.from_json(_table(raw, "limits"))
     except ValueError as exc:
@@ -205,8 +211,8 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         server=_server(_table(raw, "server")),
         redis=_redis(_table(raw, "redis")),
         pow=PowSettings(
-            secret=_secret(pow_raw, "secret"),
-            key_signature_secret=_secret(pow_raw, "key_signature_secret"),
+            secret=pow_secret,
+            key_signature_secret=key_signature_secret,
             ttl_seconds=_int(pow_raw, "[pow]", "ttl_seconds", 300, low=10, high=3600),
             workers=_int(pow_raw, "[pow]", "workers", 2, low=1, high=64),
             pool_target=_int(pow_raw, "[pow]", "pool_target", 256, low=1, high=1_000_000),

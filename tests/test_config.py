@@ -106,6 +106,7 @@ def test_cluster_setting(tmp_path: Path) -> None:
         (GOOD.replace('["10.0.0.0/8"]', '["nonsense"]'), "trusted_proxies"),
         (GOOD.replace("rate = 1.5", "rate = -1"), "[limits]"),
         (GOOD.replace('"0123456789abcdef0123"', '"short"'), "at least 16"),
+        (GOOD.replace('"fedcba9876543210fedc"', '"0123456789abcdef0123"'), "must differ"),
         (GOOD.split("[[platforms]]")[0], "at least one [[platforms]]"),
         (
             GOOD.replace(
