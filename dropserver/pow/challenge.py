@@ -285,7 +285,8 @@ class BoundIssuer:
         ip_prefix: str,
     ) -> bytes:  # fmt: skip
         """The challenge's JSON bytes. ``drop_id``, ``action`` and ``ip_prefix`` must be ASCII
-        (the pid may be anything: :func:`binding_pid` makes it ASCII)."""
+        (the pid may be anything: :func:`binding_pid` makes it ASCII); the puzzle's challenge
+        id, URL-safe base64 from :func:`prepare_puzzle`, is written as it is."""
         _check_expiry(expires_at)
         head, tail, challenge_id = puzzle
         if not challenge_id:
@@ -302,8 +303,7 @@ class BoundIssuer:
             expires_at,
             tail,
         )
-        signature = _hmac_sha256_hex(self._hmac_secret, canonical)
-        return b'{"parameters":%b,"signature":"%b"}' % (canonical, signature.encode())
+        return _signed_json(self._hmac_secret, canonical)
 
     def _remember(self, value: str) -> bytes:
         if not value.isascii():
@@ -340,6 +340,11 @@ def _signed(puzzle: Puzzle, hmac_secret: bytes, expires_at: int, data: Mapping[s
         expires_at,
         tail,
     )
+    return _signed_json(hmac_secret, canonical)
+
+
+def _signed_json(hmac_secret: bytes, canonical: bytes) -> bytes:
+    """The challenge around its canonical parameters: the response embeds the signed bytes."""
     signature = _hmac_sha256_hex(hmac_secret, canonical)
     return b'{"parameters":%b,"signature":"%b"}' % (canonical, signature.encode())
 
