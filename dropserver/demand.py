@@ -54,7 +54,7 @@ class _Rate:
         if self.pending < self.rise_at and now < self.fall_at:
             return self.level
         decayed = self.rate * math.exp(-(now - self.at) / tau)
-        level = bisect_right(thresholds, decayed + self.pending / tau)
+        level = level_of(decayed + self.pending / tau, thresholds)
         # Rising to the next threshold takes at least this many pending requests (the
         # decay can only make it more; one less for the rounding of the bound).
         self.rise_at = (

@@ -308,15 +308,17 @@ class BoundIssuer:
     def _remember(self, value: str) -> bytes:
         if not value.isascii():
             raise ValueError("drop_id, action and ip_prefix must be ASCII")
-        if len(self._ascii) >= self._remember_max:
-            self._ascii.clear()
-        encoded = self._ascii[value] = orjson.dumps(value)
-        return encoded
+        return self._keep(self._ascii, value, value)
 
     def _remember_pid(self, pid: str) -> bytes:
-        if len(self._pids) >= self._remember_max:
-            self._pids.clear()
-        encoded = self._pids[pid] = orjson.dumps(binding_pid(pid))
+        return self._keep(self._pids, pid, binding_pid(pid))
+
+    def _keep(self, table: dict[str, bytes], key: str, value: str) -> bytes:
+        """``value``'s JSON string, remembered under ``key`` (the table starts over when
+        full)."""
+        if len(table) >= self._remember_max:
+            table.clear()
+        encoded = table[key] = orjson.dumps(value)
         return encoded
 
 
